@@ -1,0 +1,190 @@
+"""Typed, validated settings read from the environment and `.env`.
+
+Names follow the official `mcp-server-qdrant` where it has them, so a configuration
+written for it keeps working. Empty strings count as unset (the official image sets
+`QDRANT_URL=""`). Every secret can also come from `NAME_FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_STORE_DESCRIPTION = (
+    "Keep the memory for later use, when you are asked to remember something."
+)
+DEFAULT_FIND_DESCRIPTION = (
+    "Look up memories in Qdrant. Use this tool when you need to: \n"
+    " - Find memories by their content \n"
+    " - Access memories for further analysis \n"
+    " - Get some personal information about the user"
+)
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+FieldType = Literal["keyword", "integer", "float", "boolean"]
+Condition = Literal["==", "!=", ">", ">=", "<", "<=", "any", "except"]
+
+
+class FilterableField(BaseModel):
+    """One entry of `FILTERABLE_FIELDS` (the official server's format)."""
+
+    name: str = Field(min_length=1)
+    description: str
+    field_type: FieldType
+    condition: Condition | None = None
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _condition_fits_type(self) -> FilterableField:
+        if self.condition in ("any", "except") and self.field_type not in ("keyword", "integer"):
+            raise ValueError(f"{self.name}: condition {self.condition!r} needs a keyword or integer field")
+        if self.field_type == "float" and self.condition in ("==", "!="):
+            raise ValueError(f"{self.name}: float fields support range conditions only")
+        if self.field_type == "boolean" and self.condition not in (None, "==", "!="):
+            raise ValueError(f"{self.name}: boolean fields support == and != only")
+        return self
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+def _split_list(value: object) -> object:
+    """Accept a JSON list or a comma-separated string for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+def default_local_path() -> Path:
+    """Where embedded Qdrant keeps its data when neither URL nor path is set."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "qdrant-mcp" / "qdrant"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Qdrant connection (official names)
+    qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
+    qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("QDRANT_API_KEY"))
+    qdrant_api_key_file: Path | None = Field(None, validation_alias=_env("QDRANT_API_KEY_FILE"))
+    qdrant_local_path: Path | None = Field(None, validation_alias=_env("QDRANT_LOCAL_PATH"))
+    collection_name: str | None = Field(None, validation_alias=_env("COLLECTION_NAME"), min_length=1, max_length=255)
+
+    # Embeddings (official names)
+    embedding_provider: Literal["fastembed"] = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
+    embedding_model: str = Field(DEFAULT_MODEL, validation_alias=_env("EMBEDDING_MODEL"), min_length=1)
+    embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
+
+    # Tools (official names)
+    tool_store_description: str = Field(DEFAULT_STORE_DESCRIPTION, validation_alias=_env("TOOL_STORE_DESCRIPTION"))
+    tool_find_description: str = Field(DEFAULT_FIND_DESCRIPTION, validation_alias=_env("TOOL_FIND_DESCRIPTION"))
+    search_limit: int = Field(10, validation_alias=_env("QDRANT_SEARCH_LIMIT"), ge=1, le=100)
+    read_only: bool = Field(False, validation_alias=_env("QDRANT_READ_ONLY"))
+    allow_arbitrary_filter: bool = Field(False, validation_alias=_env("QDRANT_ALLOW_ARBITRARY_FILTER"))
+    filterable_fields: list[FilterableField] | None = Field(None, validation_alias=_env("FILTERABLE_FIELDS"))
+
+    # Transport; FASTMCP_* are what the official server's FastMCP reads, kept as aliases.
+    transport: Transport = Field("stdio", validation_alias=_env("MCP_TRANSPORT"))
+    host: str = Field("127.0.0.1", validation_alias=_env("MCP_HOST", "FASTMCP_SERVER_HOST", "FASTMCP_HOST"))
+    port: int = Field(8000, validation_alias=_env("MCP_PORT", "FASTMCP_SERVER_PORT", "FASTMCP_PORT"), ge=1, le=65535)
+    path: str = Field("/mcp", validation_alias=_env("MCP_PATH"), pattern=r"^/[A-Za-z0-9._~/-]*$")
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = Field(None, validation_alias=_env("MCP_ALLOWED_HOSTS"))
+    allowed_origins: Annotated[list[str] | None, NoDecode] = Field(None, validation_alias=_env("MCP_ALLOWED_ORIGINS"))
+    auth_token: SecretStr | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN"))
+    auth_token_file: Path | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN_FILE"))
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("LOG_LEVEL", "FASTMCP_LOG_LEVEL")
+    )
+    log_format: Literal["auto", "json", "text"] = Field("auto", validation_alias=_env("LOG_FORMAT"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("qdrant_url", mode="before")
+    @classmethod
+    def _strip_slash(cls, value: object) -> object:
+        return value.strip().rstrip("/") if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        self.qdrant_api_key = _secret_from_file(self.qdrant_api_key, self.qdrant_api_key_file, "QDRANT_API_KEY")
+        self.auth_token = _secret_from_file(self.auth_token, self.auth_token_file, "MCP_AUTH_TOKEN")
+        if self.qdrant_url and self.qdrant_local_path:
+            raise ValueError("QDRANT_URL and QDRANT_LOCAL_PATH are exclusive: set one (remote) or the other (embedded)")
+        if self.qdrant_api_key and not self.qdrant_url:
+            raise ValueError("QDRANT_API_KEY needs QDRANT_URL: embedded Qdrant takes no key")
+        if self.auth_token is not None and len(self.auth_token.get_secret_value()) < 16:
+            raise ValueError("MCP_AUTH_TOKEN must be at least 16 characters")
+        names = [f.name for f in self.filterable_fields or []]
+        if len(names) != len(set(names)):
+            raise ValueError("FILTERABLE_FIELDS: field names must be unique")
+        return self
+
+    @property
+    def qdrant_location(self) -> str:
+        """The `location`/`path` qdrant-client opens: a URL, `:memory:`, or a directory."""
+        if self.qdrant_url:
+            return self.qdrant_url
+        return str(self.qdrant_local_path or default_local_path())
+
+    @property
+    def is_embedded(self) -> bool:
+        return not self.qdrant_url or self.qdrant_url == ":memory:"
+
+    @property
+    def vector_name(self) -> str:
+        """The official server's layout: `fast-<last segment of the model name, lower-cased>`."""
+        return f"fast-{self.embedding_model.split('/')[-1].lower()}"
+
+    @property
+    def effective_allowed_hosts(self) -> list[str]:
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        # Localhost in every spelling, plus the compose service name.
+        return ["127.0.0.1:*", "localhost:*", "[::1]:*", "mcp-server:*"]
+
+    @property
+    def effective_allowed_origins(self) -> list[str]:
+        if self.allowed_origins is not None:
+            return self.allowed_origins
+        return ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def _secret_from_file(value: SecretStr | None, path: Path | None, name: str) -> SecretStr | None:
+    if path is None:
+        return value
+    if value is not None:
+        raise ValueError(f"set {name} or {name}_FILE, not both")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{name}_FILE: {path} is empty")
+    return SecretStr(text)

@@ -1,0 +1,179 @@
+"""Shared fixtures for the observability suite (tests/observability/).
+
+Static checks (collector/Prometheus/Tempo/Loki/Grafana files, dashboards against compose.yaml)
+need nothing but the repo. The live checks need:
+
+* Debian's Prometheus 2.42 (`prometheus`, `promtool` on PATH): run `scripts/prometheus`.
+* The offline embedding model: `FASTEMBED_CACHE_PATH` pointing at a fastembed cache
+  (CI builds it before pytest; see the README).
+
+The live fixture starts the real MCP server (streamable HTTP, in-memory Qdrant, metrics on
+the OTel Prometheus exporter), makes real tool calls with the MCP SDK client and has a real
+Prometheus scrape it every second, so dashboard queries run against real data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Make obs_support importable whatever pytest's import mode is.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from obs_support import (  # noqa: E402
+    COMPOSE,
+    PYTHON,
+    SCRAPE_INTERVAL_S,
+    SERVICE_NAME,
+    Prometheus,
+    finite_values,
+    free_port,
+    http_get,
+    load_yaml,
+    require_binary,
+    start_prometheus,
+    stop,
+    wait_until,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "observability: checks of otel/, grafana/ and dashboards (some start Prometheus and the server)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.observability)
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict:
+    if not COMPOSE.is_file():
+        pytest.fail("compose.yaml does not exist yet (written by the compose/Dockerfile work)")
+    return load_yaml(COMPOSE)
+
+
+@pytest.fixture(scope="session")
+def prometheus_only(tmp_path_factory) -> Prometheus:
+    """A Prometheus with nothing to scrape: used to check that expressions parse."""
+    tmp = tmp_path_factory.mktemp("prom-parse")
+    proc, prom, _ = start_prometheus(tmp, {"self": "127.0.0.1:9"})
+    yield prom
+    stop(proc)
+
+
+# ----------------------------------------------------------------------------- live server
+
+
+@dataclasses.dataclass
+class LiveStack:
+    prom: Prometheus
+    server_url: str
+    metrics_url: str
+    server_log: Path
+
+
+STORE_TEXTS = [
+    "The observability stack sends traces to Tempo.",
+    "Qdrant stores vectors in collections.",
+]
+
+
+async def _traffic(url: str, wave: int) -> None:
+    from mcp.client import Client
+
+    async with Client(url) as client:
+        for text in STORE_TEXTS:
+            result = await client.call_tool(
+                "qdrant-store", {"information": f"{text} (wave {wave})", "collection_name": "obs-test"}
+            )
+            assert not result.isError, f"qdrant-store failed: {result}"
+        result = await client.call_tool("qdrant-find", {"query": "where do traces go?", "collection_name": "obs-test"})
+        assert not result.isError, f"qdrant-find failed: {result}"
+        # One failing call per wave: limit must be >= 1. The MCP SDK reports a tool error as
+        # a result with isError=True (or raises, depending on the validation layer).
+        try:
+            bad = await client.call_tool(
+                "qdrant-find", {"query": "anything", "collection_name": "obs-test", "limit": 0}
+            )
+        except Exception:  # noqa: BLE001 - a protocol-level error is also a failed call
+            bad = None
+        assert bad is None or bad.isError, f"qdrant-find with limit=0 unexpectedly succeeded: {bad}"
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory) -> LiveStack:
+    cache = os.environ.get("FASTEMBED_CACHE_PATH")
+    if not cache:
+        pytest.fail(
+            "FASTEMBED_CACHE_PATH is not set: build the offline model cache first "
+            "(e.g. /work/shared/offline-models/build-fastembed-cache DIR) and export FASTEMBED_CACHE_PATH=DIR"
+        )
+    if not Path(cache).is_dir():
+        pytest.fail(f"FASTEMBED_CACHE_PATH={cache} is not a directory")
+    require_binary("prometheus")
+
+    tmp = tmp_path_factory.mktemp("live")
+    mcp_port, exporter_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "QDRANT_URL": ":memory:",
+        "FASTEMBED_CACHE_PATH": cache,
+        "HF_HUB_OFFLINE": "1",
+        "OTEL_SERVICE_NAME": SERVICE_NAME,
+        "OTEL_METRICS_EXPORTER": "prometheus",
+        "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
+        "OTEL_EXPORTER_PROMETHEUS_PORT": str(exporter_port),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_SDK_DISABLED": "false",
+    }
+    for key in ("QDRANT_API_KEY", "QDRANT_LOCAL_PATH", "COLLECTION_NAME", "MCP_AUTH_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        env.pop(key, None)
+    server_log = tmp / "server.log"
+    server = subprocess.Popen(
+        [str(PYTHON), "-m", "qdrant_mcp", "--transport", "streamable-http", "--port", str(mcp_port)],
+        env=env,
+        stdout=server_log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
+    prom_proc = None
+    try:
+        base = f"http://127.0.0.1:{mcp_port}"
+        wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, 90, "server GET /readyz == 200", server, server_log)
+        metrics_url = f"http://127.0.0.1:{exporter_port}/metrics"
+        wait_until(lambda: http_get(metrics_url)[0] == 200, 20, f"OTel Prometheus exporter at {metrics_url}",
+                   server, server_log)
+
+        # Job name = service.name, as the OTLP path into Prometheus 3 produces it.
+        prom_dir = tmp / "prom"
+        prom_dir.mkdir()
+        prom_proc, prom, prom_log = start_prometheus(prom_dir, {SERVICE_NAME: f"127.0.0.1:{exporter_port}"})
+        wait_until(lambda: finite_values(prom.series(f'up{{job="{SERVICE_NAME}"}} == 1')), 20,
+                   "Prometheus scraping the server", prom_proc, prom_log)
+
+        # Two waves of traffic a few scrapes apart, so every counter *increases* between
+        # scrapes and rate()/histogram_quantile() have real values (a series' first sample
+        # does not count as an increase).
+        url = f"{base}/mcp"
+        asyncio.run(_traffic(url, 1))
+        time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
+        asyncio.run(_traffic(url, 2))
+        time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
+        yield LiveStack(prom=prom, server_url=base, metrics_url=metrics_url, server_log=server_log)
+    finally:
+        stop(prom_proc)
+        stop(server)

@@ -1,0 +1,239 @@
+"""The collector config is consistent with itself, with the 0.161 component names and with
+compose.yaml (service names, ports, mounts, secrets)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+
+from obs_support import OTEL, REPO, load_yaml
+
+CONFIG = OTEL / "collector" / "config.yaml"
+SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
+
+# Renamed or removed component types. Bare `otlp` is still fine as a *receiver*.
+DEPRECATED = {
+    "exporters": {"otlp": "otlp_grpc", "otlphttp": "otlp_http", "logging": "debug",
+                  "loki": "otlp_http (Loki native OTLP)", "spanmetrics": "span_metrics connector"},
+    "processors": {"resourcedetection": "resource_detection", "spanmetrics": "span_metrics connector"},
+    "connectors": {"spanmetrics": "span_metrics"},
+    "receivers": {"hostmetrics": "host_metrics"},
+    "extensions": {},
+}
+
+# Container ports each compose service listens on (from the images / our own configs).
+SERVICE_PORTS = {
+    "qdrant": {6333, 6334},
+    "prometheus": {9090},
+    "tempo": {3200, 4317, 4318},
+    "loki": {3100},
+    "mcp-server": {8000},
+    "otel-collector": {4317, 4318, 13133},
+    "grafana": {3000},
+}
+
+
+@pytest.fixture(scope="module")
+def cfg() -> dict:
+    return load_yaml(CONFIG)
+
+
+def ctype(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def test_every_referenced_component_is_defined(cfg):
+    service = cfg["service"]
+    for ext in service.get("extensions", []):
+        assert ext in (cfg.get("extensions") or {}), f"extension {ext} not defined"
+    pipelines = service["pipelines"]
+    assert {"traces", "metrics", "logs"} <= {ctype(p) for p in pipelines}
+    connectors = cfg.get("connectors") or {}
+    for pname, p in pipelines.items():
+        for kind in ("receivers", "processors", "exporters"):
+            for comp in p.get(kind, []):
+                defined = cfg.get(kind) or {}
+                if kind in ("receivers", "exporters") and comp in connectors:
+                    continue
+                assert comp in defined, f"pipeline {pname}: {kind[:-1]} {comp} is not defined"
+        assert p.get("receivers") and p.get("exporters"), f"pipeline {pname} needs receivers and exporters"
+
+
+def test_every_defined_component_is_used(cfg):
+    service = cfg["service"]
+    used = set(service.get("extensions", []))
+    for p in service["pipelines"].values():
+        for kind in ("receivers", "processors", "exporters"):
+            used.update(p.get(kind, []))
+    for section in SECTIONS:
+        for comp in cfg.get(section) or {}:
+            assert comp in used, f"{section[:-1]} {comp} is defined but not used in any pipeline"
+
+
+def test_no_deprecated_component_names(cfg):
+    for section, renamed in DEPRECATED.items():
+        for comp in cfg.get(section) or {}:
+            assert ctype(comp) not in renamed, f"{section}: `{comp}` is deprecated, use `{renamed[ctype(comp)]}`"
+    text = CONFIG.read_text()
+    for old in ("otlphttp", "resourcedetection", "spanmetrics", "logging:"):
+        assert old not in re.sub(r"#.*", "", text), f"deprecated name {old!r} in {CONFIG.name}"
+
+
+def test_pipelines_route_signals_to_the_right_backend(cfg):
+    pipes = cfg["service"]["pipelines"]
+    exp = cfg["exporters"]
+
+    def endpoints(signal):
+        return [exp[e]["endpoint"] for name, p in pipes.items() if ctype(name) == signal for e in p["exporters"]]
+
+    assert "http://prometheus:9090/api/v1/otlp" in endpoints("metrics")
+    assert "tempo:4317" in endpoints("traces")
+    assert "http://loki:3100/otlp" in endpoints("logs")
+    metric_receivers = {r for name, p in pipes.items() if ctype(name) == "metrics" for r in p["receivers"]}
+    assert {"otlp", "prometheus/qdrant"} <= metric_receivers
+    for name, p in pipes.items():
+        procs = p.get("processors", [])
+        assert procs and procs[0] == "memory_limiter", f"{name}: memory_limiter must come first"
+
+
+def test_listen_addresses(cfg):
+    otlp = cfg["receivers"]["otlp"]["protocols"]
+    assert otlp["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert otlp["http"]["endpoint"] == "0.0.0.0:4318"
+    assert cfg["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+
+
+def test_qdrant_scrape_uses_api_key_secret(cfg):
+    scrape = cfg["receivers"]["prometheus/qdrant"]["config"]["scrape_configs"]
+    assert len(scrape) == 1
+    job = scrape[0]
+    assert job["static_configs"][0]["targets"] == ["qdrant:6333"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/qdrant_api_key"}
+
+
+def _host_ports(cfg) -> list[tuple[str, str, int]]:
+    """(component, host, port) for every outgoing endpoint and scrape target."""
+    out = []
+    for name, conf in (cfg.get("exporters") or {}).items():
+        ep = conf["endpoint"]
+        u = urlparse(ep if "://" in ep else f"grpc://{ep}")
+        out.append((name, u.hostname, u.port or (443 if u.scheme == "https" else 80)))
+    for name, conf in (cfg.get("receivers") or {}).items():
+        if ctype(name) != "prometheus":
+            continue
+        for job in conf["config"]["scrape_configs"]:
+            for sc in job["static_configs"]:
+                for t in sc["targets"]:
+                    host, port = t.rsplit(":", 1)
+                    out.append((name, host, int(port)))
+    return out
+
+
+def test_endpoints_agree_with_compose(cfg, compose):
+    services = compose["services"]
+    for comp, host, port in _host_ports(cfg):
+        if host in ("127.0.0.1", "localhost"):
+            continue  # the collector's own telemetry
+        assert host in services, f"{comp}: host {host} is not a compose service ({sorted(services)})"
+        assert port in SERVICE_PORTS[host], f"{comp}: {host} does not listen on {port}"
+
+
+def _mounts(service: dict, compose: dict) -> dict[str, str]:
+    """container path -> normalised host path, from volumes (short/long) and configs."""
+    out = {}
+    for v in service.get("volumes", []) or []:
+        if isinstance(v, str):
+            parts = v.split(":")
+            if len(parts) >= 2:
+                out[parts[1]] = parts[0]
+        elif v.get("type", "bind") == "bind" or str(v.get("source", "")).startswith("."):
+            out[v["target"]] = v["source"]
+    top = compose.get("configs") or {}
+    for c in service.get("configs", []) or []:
+        if isinstance(c, dict) and c.get("source") in top and "file" in top[c["source"]]:
+            out[c.get("target", "/" + c["source"])] = top[c["source"]]["file"]
+    return {k: str((REPO / v).resolve().relative_to(REPO)) if v.startswith(".") else v for k, v in out.items()}
+
+
+def _interpolate_defaults(value: str) -> str:
+    """Compose interpolation with an empty environment: ${X:-d} / ${X-d} -> d, ${X} -> ''."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
+def _secret_names(service: dict) -> set[str]:
+    return {s if isinstance(s, str) else s.get("target", s["source"]) for s in service.get("secrets", []) or []}
+
+
+def _command(service: dict) -> list[str]:
+    cmd = service.get("command") or []
+    return cmd if isinstance(cmd, list) else cmd.split()
+
+
+def _config_flag(service: dict, flags: tuple[str, ...], default: str) -> str:
+    cmd = _command(service)
+    for i, arg in enumerate(cmd):
+        for flag in flags:
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+            if arg == flag and i + 1 < len(cmd):
+                return cmd[i + 1]
+    return default
+
+
+def test_compose_mounts_our_files(compose):
+    svc = compose["services"]
+    # service -> (our file, the path the process reads: its config flag, else the image default)
+    expect = {
+        "otel-collector": ("otel/collector/config.yaml",
+                           _config_flag(svc["otel-collector"], ("--config",), "/etc/otelcol-contrib/config.yaml")),
+        "prometheus": ("otel/prometheus/prometheus.yaml",
+                       _config_flag(svc["prometheus"], ("--config.file",), "/etc/prometheus/prometheus.yml")),
+        "tempo": ("otel/tempo/tempo.yaml", _config_flag(svc["tempo"], ("-config.file", "--config.file"), "")),
+        "loki": ("otel/loki/loki.yaml",
+                 _config_flag(svc["loki"], ("-config.file", "--config.file"), "/etc/loki/local-config.yaml")),
+    }
+    for name, (source, target) in expect.items():
+        assert target, f"{name}: no config file flag"
+        got = _mounts(svc[name], compose)
+        assert got.get(target) == source, f"{name}: reads {target}, but {source} is not mounted there ({got})"
+    got = _mounts(svc["grafana"], compose)
+    assert got.get("/etc/grafana/provisioning") == "grafana/provisioning", got
+    assert got.get("/var/lib/grafana/dashboards") == "grafana/dashboards", got
+
+
+def test_compose_collector_has_the_qdrant_key_secret(compose):
+    assert "qdrant_api_key" in _secret_names(compose["services"]["otel-collector"])
+
+
+def test_compose_prometheus_enables_otlp_receiver_and_exemplars(compose):
+    cmd = _command(compose["services"]["prometheus"])
+    assert "--web.enable-otlp-receiver" in cmd
+    # Exemplars (trace_id) on the latency panels need exemplar storage.
+    assert any(c.startswith("--enable-feature=") and "exemplar-storage" in c for c in cmd)
+
+
+def test_compose_images_are_the_pinned_ones(compose):
+    svc = compose["services"]
+    pins = {
+        "otel-collector": "otel/opentelemetry-collector-contrib:0.161.0",
+        "prometheus": "prom/prometheus:v3.14.0",
+        "tempo": "grafana/tempo:3.0.3",
+        "loki": "grafana/loki:3.7.6",
+        "grafana": "grafana/grafana:13.2.2",
+    }
+    for name, image in pins.items():
+        assert str(svc[name].get("image", "")).split("@")[0] == image, f"{name}: image {svc[name].get('image')}"
+
+
+def test_mcp_server_sends_otlp_to_the_collector(compose):
+    env = compose["services"]["mcp-server"].get("environment", {}) or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env if "=" in e)
+    env = {k: _interpolate_defaults(str(v)) for k, v in env.items()}
+    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    assert urlparse(endpoint).hostname == "otel-collector", f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r}"
+    assert urlparse(endpoint).port in (4317, 4318)
+    assert env.get("OTEL_SERVICE_NAME", "qdrant-mcp") == "qdrant-mcp"

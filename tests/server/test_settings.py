@@ -1,0 +1,132 @@
+"""Settings: official names, empty-as-unset, secrets from files, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from qdrant_mcp.settings import Settings, default_local_path
+
+OFFICIAL_NAMES = [
+    "QDRANT_URL", "QDRANT_API_KEY", "COLLECTION_NAME", "QDRANT_LOCAL_PATH", "EMBEDDING_PROVIDER", "EMBEDDING_MODEL",
+    "TOOL_STORE_DESCRIPTION", "TOOL_FIND_DESCRIPTION", "QDRANT_SEARCH_LIMIT", "QDRANT_READ_ONLY",
+    "QDRANT_ALLOW_ARBITRARY_FILTER", "FILTERABLE_FIELDS",
+]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A clean environment and a cwd without .env."""
+    monkeypatch.chdir(tmp_path)
+    for name in [*OFFICIAL_NAMES, "MCP_TRANSPORT", "MCP_HOST", "MCP_PORT", "MCP_AUTH_TOKEN", "FASTMCP_SERVER_HOST",
+                 "FASTMCP_HOST", "FASTMCP_SERVER_PORT", "FASTMCP_PORT", "LOG_LEVEL", "MCP_ALLOWED_HOSTS"]:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults_match_the_official_server(env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert settings.vector_name == "fast-all-minilm-l6-v2"
+    assert settings.search_limit == 10
+    assert settings.transport == "stdio" and settings.host == "127.0.0.1" and settings.port == 8000
+    assert settings.qdrant_location == str(default_local_path())
+    assert settings.is_embedded
+
+
+def test_every_official_variable_is_read(env: pytest.MonkeyPatch) -> None:
+    values = {
+        "QDRANT_URL": "http://qdrant:6333/", "QDRANT_API_KEY": "key", "COLLECTION_NAME": "memories",
+        "EMBEDDING_PROVIDER": "fastembed", "EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5",
+        "TOOL_STORE_DESCRIPTION": "store it", "TOOL_FIND_DESCRIPTION": "find it", "QDRANT_SEARCH_LIMIT": "7",
+        "QDRANT_READ_ONLY": "true", "QDRANT_ALLOW_ARBITRARY_FILTER": "1",
+        "FILTERABLE_FIELDS": '[{"name": "topic", "description": "t", "field_type": "keyword", "condition": "=="}]',
+    }
+    for name, value in values.items():
+        env.setenv(name, value)
+    settings = Settings()
+    assert settings.qdrant_url == "http://qdrant:6333"  # trailing slash stripped, as the official server does
+    assert settings.qdrant_api_key is not None and settings.qdrant_api_key.get_secret_value() == "key"
+    assert settings.collection_name == "memories"
+    assert settings.vector_name == "fast-bge-small-en-v1.5"
+    assert (settings.tool_store_description, settings.tool_find_description) == ("store it", "find it")
+    assert settings.search_limit == 7 and settings.read_only and settings.allow_arbitrary_filter
+    assert settings.filterable_fields is not None and settings.filterable_fields[0].name == "topic"
+    assert not settings.is_embedded
+
+
+def test_empty_strings_count_as_unset(env: pytest.MonkeyPatch) -> None:
+    # The official image sets QDRANT_URL="" QDRANT_API_KEY=""; that must still mean embedded mode.
+    env.setenv("QDRANT_URL", "")
+    env.setenv("QDRANT_API_KEY", "")
+    env.setenv("QDRANT_LOCAL_PATH", "/data/qdrant")
+    settings = Settings()
+    assert settings.qdrant_url is None and settings.qdrant_api_key is None
+    assert settings.qdrant_location == "/data/qdrant"
+
+
+def test_fastmcp_names_are_aliases_for_host_and_port(env: pytest.MonkeyPatch) -> None:
+    env.setenv("FASTMCP_SERVER_HOST", "0.0.0.0")
+    env.setenv("FASTMCP_PORT", "9000")
+    settings = Settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+
+
+def test_secrets_come_from_files(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("qdrant-secret\n")
+    (tmp_path / "token").write_text("a-token-of-sufficient-length")
+    env.setenv("QDRANT_URL", "http://qdrant:6333")
+    env.setenv("QDRANT_API_KEY_FILE", str(tmp_path / "key"))
+    env.setenv("MCP_AUTH_TOKEN_FILE", str(tmp_path / "token"))
+    settings = Settings()
+    assert settings.qdrant_api_key is not None and settings.qdrant_api_key.get_secret_value() == "qdrant-secret"
+    assert settings.auth_token is not None and settings.auth_token.get_secret_value() == "a-token-of-sufficient-length"
+    assert "qdrant-secret" not in repr(settings)
+
+
+def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("COLLECTION_NAME=from-dotenv\nMCP_ALLOWED_HOSTS=a:*, b:8000\n")
+    settings = Settings()
+    assert settings.collection_name == "from-dotenv"
+    assert settings.allowed_hosts == ["a:*", "b:8000"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"QDRANT_SEARCH_LIMIT": "lots"}, "QDRANT_SEARCH_LIMIT"),
+        ({"QDRANT_SEARCH_LIMIT": "0"}, "QDRANT_SEARCH_LIMIT"),
+        ({"MCP_TRANSPORT": "websocket"}, "MCP_TRANSPORT"),
+        ({"MCP_PORT": "70000"}, "MCP_PORT"),
+        ({"FILTERABLE_FIELDS": "[{]"}, "FILTERABLE_FIELDS"),
+        ({"FILTERABLE_FIELDS": '[{"name": "n", "description": "d", "field_type": "float", "condition": "any"}]'},
+         "FILTERABLE_FIELDS"),
+        ({"QDRANT_URL": "http://q:6333", "QDRANT_LOCAL_PATH": "/data"}, "QDRANT_LOCAL_PATH"),
+        ({"MCP_AUTH_TOKEN": "short"}, "MCP_AUTH_TOKEN"),
+        ({"MCP_AUTH_TOKEN_FILE": "/nonexistent/token"}, "MCP_AUTH_TOKEN_FILE"),
+        ({"EMBEDDING_PROVIDER": "openai"}, "EMBEDDING_PROVIDER"),
+    ],
+)
+def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: dict[str, str], named: str) -> None:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key not in OFFICIAL_NAMES}
+    result = subprocess.run(
+        [sys.executable, "-m", "qdrant_mcp"], env={**env, **variables}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0] and "Traceback" not in result.stderr
+
+
+def test_validation_error_names_the_variable(env: pytest.MonkeyPatch) -> None:
+    env.setenv("QDRANT_READ_ONLY", "perhaps")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert caught.value.errors()[0]["loc"] == ("QDRANT_READ_ONLY",)

@@ -99,18 +99,18 @@ async def _traffic(url: str, wave: int) -> None:
             result = await client.call_tool(
                 "qdrant-store", {"information": f"{text} (wave {wave})", "collection_name": "obs-test"}
             )
-            assert not result.isError, f"qdrant-store failed: {result}"
+            assert not result.is_error, f"qdrant-store failed: {result}"
         result = await client.call_tool("qdrant-find", {"query": "where do traces go?", "collection_name": "obs-test"})
-        assert not result.isError, f"qdrant-find failed: {result}"
+        assert not result.is_error, f"qdrant-find failed: {result}"
         # One failing call per wave: limit must be >= 1. The MCP SDK reports a tool error as
-        # a result with isError=True (or raises, depending on the validation layer).
+        # a result with is_error=True (or raises, depending on the validation layer).
         try:
             bad = await client.call_tool(
                 "qdrant-find", {"query": "anything", "collection_name": "obs-test", "limit": 0}
             )
         except Exception:  # noqa: BLE001 - a protocol-level error is also a failed call
             bad = None
-        assert bad is None or bad.isError, f"qdrant-find with limit=0 unexpectedly succeeded: {bad}"
+        assert bad is None or bad.is_error, f"qdrant-find with limit=0 unexpectedly succeeded: {bad}"
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +140,8 @@ def live(tmp_path_factory) -> LiveStack:
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_SDK_DISABLED": "false",
     }
-    for key in ("QDRANT_API_KEY", "QDRANT_LOCAL_PATH", "COLLECTION_NAME", "MCP_AUTH_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    for key in ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE", "QDRANT_LOCAL_PATH", "COLLECTION_NAME", "MCP_AUTH_TOKEN",
+                "MCP_AUTH_TOKEN_FILE", "OTEL_CONFIG_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop(key, None)
     server_log = tmp / "server.log"
     server = subprocess.Popen(

@@ -17,10 +17,12 @@ from qdrant_mcp.app import create_store
 from qdrant_mcp.embeddings import EmbeddingModelError, FastEmbedEmbedder
 from qdrant_mcp.filters import build_filter, parse_raw_filter, FilterError
 from qdrant_mcp.settings import FilterableField, Settings
+from support import SHARED
+
 from qdrant_mcp.store import CollectionLayoutError, CollectionNotFound, Entry, QdrantStore, StoreError, content_id
 
 pytestmark = pytest.mark.anyio
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "offline-models" / "minilm_golden.json"
+GOLDEN = SHARED / "offline-models" / "minilm_golden.json"
 
 DOCUMENTS = [
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",

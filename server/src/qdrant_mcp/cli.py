@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
@@ -19,6 +19,7 @@ from .settings import Settings
 
 log = logging.getLogger("qdrant_mcp")
 
+Stop = Callable[[], Awaitable[None]]
 # In-flight calls get this long to finish after SIGTERM; below Docker's default 10 s grace.
 SHUTDOWN_GRACE_S = 8
 
@@ -87,18 +88,31 @@ async def serve(settings: Settings) -> None:
 
     store = create_store(settings)
     mcp = create_server(settings, store)
+    failure: Exception | None = None
+
+    async def start_store(stop: Stop) -> None:
+        # The transport is already up (health answers, tools/list works) while the model loads.
+        nonlocal failure
+        try:
+            await store.start()
+        except Exception as exc:
+            failure = exc
+            await stop()
+
     try:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(store.start)
             stop = await _run_transport(settings, mcp, tasks)
             tasks.start_soon(_stop_on_signal, stop)
+            tasks.start_soon(start_store, stop)
     finally:
         with anyio.CancelScope(shield=True):
             await store.close()
         log.info("stopped")
+    if failure is not None:
+        raise failure
 
 
-async def _run_transport(settings: Settings, mcp: MCPServer, tasks: TaskGroup) -> Callable[[], None]:
+async def _run_transport(settings: Settings, mcp: MCPServer, tasks: TaskGroup) -> Stop:
     """Start the transport in `tasks`; return the function that stops it gracefully."""
     if settings.transport == "stdio":
         scope = anyio.CancelScope()
@@ -110,13 +124,19 @@ async def _run_transport(settings: Settings, mcp: MCPServer, tasks: TaskGroup) -
 
         tasks.start_soon(run_stdio)
         log.info("serving on stdio")
-        return scope.cancel
+
+        async def stop_stdio() -> None:
+            scope.cancel()
+
+        return stop_stdio
 
     from .app import create_http_app
+    from .drain import RequestDrain
 
+    drain = RequestDrain(create_http_app(settings, mcp))
     server = _GracefulServer(
         uvicorn.Config(
-            create_http_app(settings, mcp),
+            drain,
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -135,17 +155,21 @@ async def _run_transport(settings: Settings, mcp: MCPServer, tasks: TaskGroup) -
         extra={"transport": settings.transport, "url": f"http://{settings.host}:{settings.port}{settings.path}"},
     )
 
-    def stop() -> None:
+    async def stop_http() -> None:
+        left = await drain.drain(SHUTDOWN_GRACE_S)
+        if left:
+            log.warning("stopping with calls still in flight", extra={"in_flight": left})
         server.should_exit = True
 
-    return stop
+    return stop_http
 
 
-async def _stop_on_signal(stop: Callable[[], None]) -> None:
+async def _stop_on_signal(stop: Stop) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
-            stop()
+            await stop()
+            return
 
 
 class _GracefulServer(uvicorn.Server):

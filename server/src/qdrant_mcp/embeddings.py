@@ -66,7 +66,8 @@ class FastEmbedEmbedder:
                 else ""
             )
             raise EmbeddingModelError(
-                f"cannot load embedding model {self.model_name!r} (FASTEMBED_CACHE_PATH={cache}): {exc}.{hint}"
+                f"cannot load embedding model {self.model_name!r} (FASTEMBED_CACHE_PATH={cache}): "
+                f"{str(exc).rstrip('.')}.{hint}"
             ) from None
         # One warm-up run: pays ONNX's first-run cost now and tells the dimension.
         self.dimension = len(next(iter(model.embed(["warm-up"]))))

@@ -79,4 +79,21 @@ def configure_logging(settings: Settings) -> logging.Handler:
     logging.getLogger("uvicorn.access").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
     for noisy in ("httpx", "httpcore", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    _route_loguru()
     return handler
+
+
+def _route_loguru() -> None:
+    """fastembed logs through loguru; send its records through the same handler and format."""
+    try:
+        from loguru import logger
+    except ImportError:
+        return
+
+    def sink(message: object) -> None:
+        record = message.record  # type: ignore[attr-defined]
+        logging.getLogger(record["name"]).log(record["level"].no, record["message"])
+
+    logger.remove()
+    logger.add(sink, level="WARNING", format="{message}")

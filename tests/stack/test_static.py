@@ -1,0 +1,132 @@
+"""Static checks of the container definitions: hadolint, `docker compose config`, policies."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stack_support import REPO, run
+
+pytestmark = pytest.mark.stack
+
+PROFILES = ["--profile", "demo", "--profile", "inspector"]
+
+
+def test_hadolint_clean(hadolint: str) -> None:
+    proc = run([hadolint, "--no-color", "Dockerfile"], check=False)
+    assert proc.returncode == 0, f"hadolint findings:\n{proc.stdout}{proc.stderr}"
+
+
+def test_dockerfile_has_no_syntax_directive() -> None:
+    # A `# syntax=` line makes BuildKit pull a frontend image; no registry is reachable.
+    first = (REPO / "Dockerfile").read_text().splitlines()[:5]
+    assert not any(re.match(r"#\s*syntax\s*=", line) for line in first)
+
+
+def _config(env_file: Path, secrets_dir: Path, *files: str) -> dict:
+    args = ["docker", "compose", "--env-file", str(env_file)]
+    for f in files:
+        args += ["-f", f]
+    proc = run([*args, *PROFILES, "config", "--format", "json"], env={"SECRETS_DIR": str(secrets_dir)})
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("env") / ".env"
+    shutil.copy(REPO / ".env.example", target)
+    return target
+
+
+@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.override.yaml")], ids=["base", "dev-override"])
+def test_compose_config_valid(engine: None, env_file: Path, secrets_dir: Path, files: tuple[str, ...]) -> None:
+    args = ["docker", "compose", "--env-file", str(env_file)]
+    for f in files:
+        args += ["-f", f]
+    run([*args, *PROFILES, "config", "--quiet"], env={"SECRETS_DIR": str(secrets_dir)})
+
+
+def test_compose_config_default_files(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """Plain `docker compose config` (auto-loads the override) also resolves."""
+    run(["docker", "compose", "--env-file", str(env_file), *PROFILES, "config", "--quiet"],
+        env={"SECRETS_DIR": str(secrets_dir)})
+
+
+def test_compose_policies(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    cfg = _config(env_file, secrets_dir, "compose.yaml")
+    services = cfg["services"]
+    expected = {"qdrant", "mcp-server", "otel-collector", "prometheus", "tempo", "loki", "grafana", "demo", "inspector"}
+    assert expected <= set(services), f"missing services: {expected - set(services)}"
+    problems: list[str] = []
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        if name not in ("mcp-server", "demo"):
+            tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
+            if not tag or tag == "latest":
+                problems.append(f"{name}: image {image!r} is not pinned")
+        if svc.get("read_only") is not True:
+            problems.append(f"{name}: read_only is not true")
+        if svc.get("cap_drop") != ["ALL"]:
+            problems.append(f"{name}: cap_drop is not [ALL]")
+        if "no-new-privileges:true" not in svc.get("security_opt", []):
+            problems.append(f"{name}: no no-new-privileges")
+        if not svc.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory"):
+            problems.append(f"{name}: no memory limit")
+        if svc.get("logging", {}).get("options", {}).get("max-size") is None:
+            problems.append(f"{name}: no log rotation")
+        for port in svc.get("ports", []):
+            if port.get("host_ip") != "127.0.0.1":
+                problems.append(f"{name}: port {port.get('target')} published on {port.get('host_ip')!r}")
+    assert not problems, "\n".join(problems)
+
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"qdrant", "mcp-server", "grafana", "inspector"}, published
+    dep = services["mcp-server"]["depends_on"]
+    assert dep["qdrant"]["condition"] == "service_healthy" and dep["qdrant"].get("restart") is True
+    assert dep["otel-collector"]["condition"] == "service_started"
+    for backend in ("prometheus", "tempo", "loki"):
+        assert services["grafana"]["depends_on"][backend]["condition"] == "service_healthy"
+        assert services[backend]["healthcheck"]["test"][0] == "CMD"
+    assert services["demo"]["profiles"] == ["demo"] and services["inspector"]["profiles"] == ["inspector"]
+    assert set(cfg["volumes"]) >= {"qdrant-storage", "prometheus-data", "tempo-data", "loki-data", "grafana-data"}
+    # Secrets come from files, never from environment values.
+    for name, secret in cfg["secrets"].items():
+        assert "file" in secret, f"secret {name} is not file-based"
+    env = services["grafana"]["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+
+
+def test_override_does_not_weaken_secrets(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    base = _config(env_file, secrets_dir, "compose.yaml")
+    dev = _config(env_file, secrets_dir, "compose.yaml", "compose.override.yaml")
+    assert dev["secrets"] == base["secrets"]
+    for name, svc in base["services"].items():
+        assert dev["services"][name].get("secrets") == svc.get("secrets"), name
+        for key in ("read_only", "cap_drop", "security_opt"):
+            assert dev["services"][name].get(key) == svc.get(key), f"{name}.{key} changed by the override"
+        for port in dev["services"][name].get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{name}: override publishes beyond loopback"
+    dev_env = dev["services"]["mcp-server"]["environment"]
+    assert dev_env["MCP_AUTH_TOKEN_FILE"] == base["services"]["mcp-server"]["environment"]["MCP_AUTH_TOKEN_FILE"]
+    assert dev["services"]["mcp-server"]["develop"]["watch"], "no develop.watch for mcp-server"
+
+
+def test_env_example_covers_compose_variables() -> None:
+    """Every ${VAR} compose.yaml reads is documented in .env.example."""
+    text = (REPO / "compose.yaml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+    missing = sorted(used - documented)
+    assert not missing, f".env.example lacks: {missing}"
+
+
+def test_dockerignore_keeps_secrets_and_junk_out() -> None:
+    lines = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
+    assert "*" in lines, ".dockerignore should be an allow-list"
+    for needed in ("**/secrets/", "**/.env", "**/.venv/", "**/node_modules/", "**/tests/", "**/__pycache__/"):
+        assert needed in lines, f".dockerignore lacks {needed}"

@@ -16,6 +16,7 @@ from mcp.server import MCPServer
 from pydantic import ValidationError
 
 from .settings import Settings
+from .telemetry import Telemetry, setup_telemetry
 
 log = logging.getLogger("qdrant_mcp")
 
@@ -55,12 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qdrant-mcp: invalid setting: {describe(exc)}", file=sys.stderr)
         return 2
     from .logs import configure_logging
-    from .telemetry import setup_telemetry
 
     configure_logging(settings)
     telemetry = setup_telemetry(settings)
     try:
-        anyio.run(serve, settings)
+        anyio.run(serve, settings, telemetry)
     except Exception as exc:
         _report_failure(exc)
         return 1
@@ -83,11 +83,12 @@ def _report_failure(exc: BaseException) -> None:
         log.error("server failed", exc_info=exc)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, telemetry: Telemetry) -> None:
     from .app import create_server, create_store
 
     store = create_store(settings)
     mcp = create_server(settings, store)
+    telemetry.instrument(mcp, store)
     failure: Exception | None = None
 
     async def start_store(stop: Stop) -> None:

@@ -113,7 +113,7 @@ class FastEmbedEmbedder:
                 batch = self._take_batch()
                 texts = [text for item in batch for text in item.texts]
                 try:
-                    vectors = await anyio.to_thread.run_sync(self._run, batch[0].kind, texts)
+                    vectors = await anyio.to_thread.run_sync(self.run_batch, batch[0].kind, texts)
                 except Exception as exc:  # every caller in the batch gets the error
                     for item in batch:
                         item.error = exc
@@ -146,7 +146,8 @@ class FastEmbedEmbedder:
         self._queue = rest
         return batch
 
-    def _run(self, kind: Kind, texts: list[str]) -> list[list[float]]:
+    def run_batch(self, kind: Kind, texts: list[str]) -> list[list[float]]:
+        """One blocking ONNX run over `texts` (in a worker thread; telemetry observes it)."""
         model = self._model
         assert model is not None
         embed = model.query_embed if kind == "query" else model.passage_embed

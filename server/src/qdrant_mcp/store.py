@@ -164,7 +164,7 @@ class QdrantStore:
     async def ping(self) -> None:
         """Raise QdrantUnavailable unless Qdrant answers within PING_TIMEOUT_S."""
         with anyio.fail_after(PING_TIMEOUT_S):
-            await self._call("ping", None, self.client.get_collections())
+            await self.call("ping", None, self.client.get_collections())
 
     # -- writes ----------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class QdrantStore:
             )
             for point_id, entry, vector in zip(ids, entries, vectors, strict=True)
         ]
-        await self._call("upsert", collection, self.client.upsert(collection, points=points, wait=True))
+        await self.call("upsert", collection, self.client.upsert(collection, points=points, wait=True))
         return ids
 
     async def delete(
@@ -193,15 +193,15 @@ class QdrantStore:
         await self._ensure_collection(collection, create=False)
         if ids:
             point_ids = [normalize_id(point_id) for point_id in ids]
-            found = await self._call("retrieve", collection, self.client.retrieve(collection, point_ids, with_payload=False))
+            found = await self.call("retrieve", collection, self.client.retrieve(collection, point_ids, with_payload=False))
             selector: models.PointsSelector = models.PointIdsList(points=point_ids)
             count = len(found)
         else:
             assert query_filter is not None
-            counted = await self._call("count", collection, self.client.count(collection, count_filter=query_filter, exact=True))
+            counted = await self.call("count", collection, self.client.count(collection, count_filter=query_filter, exact=True))
             selector = models.FilterSelector(filter=query_filter)
             count = counted.count
-        await self._call("delete", collection, self.client.delete(collection, points_selector=selector, wait=True))
+        await self.call("delete", collection, self.client.delete(collection, points_selector=selector, wait=True))
         return count
 
     # -- reads -----------------------------------------------------------------------
@@ -221,7 +221,7 @@ class QdrantStore:
             await self._ensure_collection(collection, create=False)
         except CollectionNotFound:
             return None
-        response = await self._call(
+        response = await self.call(
             "query_points",
             collection,
             self.client.query_points(
@@ -238,7 +238,7 @@ class QdrantStore:
 
     async def list_collections(self) -> list[str]:
         await self._started.wait()
-        response = await self._call("get_collections", None, self.client.get_collections())
+        response = await self.call("get_collections", None, self.client.get_collections())
         return sorted(collection.name for collection in response.collections)
 
     async def collection_details(self, collection: str) -> CollectionDetails:
@@ -259,9 +259,9 @@ class QdrantStore:
     # -- internals -------------------------------------------------------------------
 
     async def _get_collection(self, collection: str) -> models.CollectionInfo:
-        if not await self._call("collection_exists", collection, self.client.collection_exists(collection)):
+        if not await self.call("collection_exists", collection, self.client.collection_exists(collection)):
             raise CollectionNotFound(f"collection {collection!r} does not exist")
-        return await self._call("get_collection", collection, self.client.get_collection(collection))
+        return await self.call("get_collection", collection, self.client.get_collection(collection))
 
     async def _ensure_collection(self, collection: str, *, create: bool) -> None:
         """Check the layout once per process; create the collection on first store; ensure indexes."""
@@ -274,7 +274,7 @@ class QdrantStore:
         except CollectionNotFound:
             if not create:
                 raise
-            await self._call(
+            await self.call(
                 "create_collection",
                 collection,
                 self.client.create_collection(
@@ -292,7 +292,7 @@ class QdrantStore:
         for field in self._filterable:
             key = f"metadata.{field.name}"
             if key not in indexed:
-                await self._call(
+                await self.call(
                     "create_payload_index",
                     collection,
                     self.client.create_payload_index(
@@ -320,8 +320,8 @@ class QdrantStore:
             "to that model or use another collection"
         )
 
-    async def _call(self, operation: str, collection: str | None, awaitable: Any) -> Any:
-        """Await a client call, turning client and transport errors into actionable StoreErrors."""
+    async def call(self, operation: str, collection: str | None, awaitable: Any) -> Any:
+        """Every Qdrant request passes here (telemetry wraps it): errors become actionable StoreErrors."""
         try:
             return await awaitable
         except StoreError:

@@ -75,20 +75,20 @@ async def test_concurrent_calls_are_batched_without_changing_results(embedder: F
         together[i] = await embedder.embed_query(queries[i])
 
     embedder_runs = 0
-    original = embedder._run
+    original = embedder.run_batch
 
     def counting_run(kind, texts):  # type: ignore[no-untyped-def]
         nonlocal embedder_runs
         embedder_runs += 1
         return original(kind, texts)
 
-    embedder._run = counting_run  # type: ignore[method-assign]
+    embedder.run_batch = counting_run  # type: ignore[method-assign]
     try:
         async with anyio.create_task_group() as tasks:
             for i in range(len(queries)):
                 tasks.start_soon(one, i)
     finally:
-        del embedder._run
+        del embedder.run_batch
     assert embedder_runs < len(queries), "concurrent calls should share ONNX runs"
     for a, b in zip(alone, together, strict=True):
         assert b is not None and cosine(a, b) > 0.99999

@@ -82,3 +82,21 @@ def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_tok
                            "--tool-arg", "query=stored through compose", token=auth_token)
     assert code == 0, body
     assert "stored through compose" in str(body), body
+
+
+def test_dev_override_runs_working_tree(server_image: str, model_cache: Path, secrets_dir: Path) -> None:
+    """compose.override.yaml: the bind-mounted server/src is what runs (what `watch` restarts)."""
+    env = {"MCP_IMAGE": server_image, "MODEL_CACHE_DIR": str(model_cache), "SECRETS_DIR": str(secrets_dir),
+           "MCP_PUBLISH_PORT": str(free_port())}
+    name = f"stackdev-{RUN_ID}".replace(".", "-")
+    base = ["docker", "compose", "-f", "compose.yaml", "-f", "compose.override.yaml", "-f", str(HERE / "compose.test.yaml"),
+            "-p", name]
+    try:
+        run([*base, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never",
+             "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 60)
+        out = run([*base, "exec", "-T", "mcp-server", "python", "-c", "import qdrant_mcp; print(qdrant_mcp.__file__)"],
+                  env=env).stdout.strip()
+        assert out == "/app/src/qdrant_mcp/__init__.py", out
+        assert run(["docker", "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", f"{name}-mcp-server-1"]).stdout.strip() == "true"
+    finally:
+        run([*base, "down", "-v", "--remove-orphans", "--timeout", "20"], env=env, check=False, timeout=120)

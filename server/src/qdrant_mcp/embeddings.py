@@ -53,6 +53,8 @@ class FastEmbedEmbedder:
 
     def load(self) -> None:
         """Load the model (blocking: seconds, not for the event loop)."""
+        # onnxruntime reports usage to its vendor unless told not to; a memory server should not.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         from fastembed.text.text_embedding import TextEmbedding
 
         try:

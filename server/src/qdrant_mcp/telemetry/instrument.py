@@ -110,7 +110,7 @@ def message_middleware(instruments: Instruments) -> Callable[..., Awaitable[Any]
             error_type = str(error_type) if error_type is not None else type(exc).__qualname__
             raise
         else:
-            if getattr(result, "is_error", False):
+            if _is_tool_error(result):
                 error_type = "tool_error"
             return result
         finally:
@@ -126,6 +126,13 @@ def message_middleware(instruments: Instruments) -> Callable[..., Awaitable[Any]
                 )
 
     return middleware
+
+
+def _is_tool_error(result: Any) -> bool:
+    # Results reach middleware as the model or, on some paths, as its wire-form dict.
+    if isinstance(result, dict):
+        return result.get("isError") is True
+    return getattr(result, "is_error", False) is True
 
 
 def instrument_embedder(embedder: FastEmbedEmbedder, tracer: trace.Tracer, instruments: Instruments) -> None:

@@ -1,0 +1,132 @@
+# qdrant-mcp server image.
+#
+#   docker compose build mcp-server                      # normal build (bakes the default model)
+#   docker compose build --build-arg EMBEDDING_MODEL_BAKE= mcp-server   # no model: mount a cache
+#
+# Build args:
+#   PYTHON_IMAGE          base for every stage. Any Debian-like image with python3 + venv works
+#                         (the stack tests use a debootstrap'ed bookworm imported locally).
+#   EMBEDDING_MODEL_BAKE  fastembed model baked into /opt/models at build time (needs the Hugging
+#                         Face hub). Empty = bake nothing; mount a fastembed cache at /opt/models.
+#   VERSION, REVISION, CREATED, SOURCE   OCI labels (set by CI / `docker compose build`).
+# Build secret (optional):
+#   ca    PEM bundle of extra CA certificates for HTTPS during the build (corporate proxies):
+#         `docker compose build` with `secrets: [build_ca]`, or BUILD_CA_FILE in .env.
+#
+# Layers: dependencies (from the hash-pinned server/requirements.lock) come before the source, so
+# editing server/src rebuilds only the last small layer; the model bake hangs off the dependency
+# stage, so source edits never re-download the model.
+
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+
+# ---------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS base
+# ORT_*: onnxruntime >= 1.29 uploads usage telemetry on Linux unless opted out before import
+# (ORT_DISABLE_TELEMETRY; ORT_TELEMETRY_DISABLED is the older spelling). Same for the HF hub.
+ENV LANG=C.UTF-8 \
+    ORT_DISABLE_TELEMETRY=1 \
+    ORT_TELEMETRY_DISABLED=1 \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    DO_NOT_TRACK=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1
+
+# ---------------------------------------------------------------------------------------------
+FROM base AS deps
+# `python3 -m venv` works on the official image (/usr/local/bin/python3) and on Debian's python3
+# (/usr/bin/python3); the venv's interpreter link stays valid because the runtime shares the base.
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY server/requirements.lock /tmp/requirements.lock
+# Wheels only: nothing is compiled, so no compiler is needed in any stage.
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    --mount=type=secret,id=ca,required=false \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
+ && pip install --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock
+
+# ---------------------------------------------------------------------------------------------
+FROM deps AS model
+ARG EMBEDDING_MODEL_BAKE=sentence-transformers/all-MiniLM-L6-v2
+ENV FASTEMBED_CACHE_PATH=/opt/models
+RUN --mount=type=secret,id=ca,required=false \
+    mkdir -p /opt/models \
+ && if [ -n "$EMBEDDING_MODEL_BAKE" ]; then \
+      if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca REQUESTS_CA_BUNDLE=/run/secrets/ca; fi; \
+      python -c 'import os, sys; from fastembed import TextEmbedding; m = TextEmbedding(model_name=sys.argv[1], cache_dir=os.environ["FASTEMBED_CACHE_PATH"]); print(m.model_name, "baked")' "$EMBEDDING_MODEL_BAKE"; \
+    fi \
+ && rm -rf /opt/models/.locks \
+ && chmod -R a+rX /opt/models
+
+# ---------------------------------------------------------------------------------------------
+# The dependency venv as the runtime gets it: without pip/setuptools. Cached until the lock changes.
+FROM deps AS venv
+RUN pip uninstall -y -q pip setuptools
+
+# ---------------------------------------------------------------------------------------------
+FROM deps AS build
+COPY server/pyproject.toml server/README.md /src/server/
+COPY server/src /src/server/src
+# --no-deps: every dependency is already in the venv. --prefix /pkg: only the package's own files
+# (site-packages + console scripts, whose shebang is /opt/venv/bin/python) land in /pkg, so the
+# runtime adds a small layer on top of the cached venv. Byte-compiled as if under /opt/venv, since
+# the read-only runtime cannot write __pycache__. The build backend (setuptools, per pyproject
+# [build-system]) is fetched into pip's isolated build environment.
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    --mount=type=secret,id=ca,required=false \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
+ && pip install --no-deps --no-compile --prefix /pkg /src/server \
+ && python -m compileall -q -s /pkg -p /opt/venv /pkg/lib
+
+# ---------------------------------------------------------------------------------------------
+FROM base AS runtime
+# Fixed non-root identity 10001:10001 (USER names the uid only: the primary group comes from
+# /etc/passwd, and Docker's copy API - used by `compose watch` - resolves a bare uid only).
+# /data: persistent default for embedded Qdrant (XDG_DATA_HOME) — the only writable path
+# besides /tmp, so the container runs with a read-only root filesystem.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /data \
+ && chown 10001:10001 /data \
+ && chmod 0750 /data
+
+COPY --from=venv /opt/venv /opt/venv
+COPY --from=model /opt/models /opt/models
+COPY --from=build /pkg/ /opt/venv/
+
+ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/data \
+    XDG_DATA_HOME=/data \
+    XDG_CACHE_HOME=/tmp/.cache \
+    FASTEMBED_CACHE_PATH=/opt/models \
+    HF_HUB_OFFLINE=1 \
+    MCP_TRANSPORT=streamable-http \
+    MCP_HOST=0.0.0.0 \
+    MCP_PORT=8000
+
+USER 10001
+WORKDIR /
+VOLUME ["/data"]
+EXPOSE 8000
+
+# /readyz: 200 once the model is loaded and Qdrant answers. No curl in the image: use Python.
+HEALTHCHECK --interval=10s --timeout=4s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import os,urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MCP_PORT', '8000'), timeout=3)"]
+
+# Build metadata last: CREATED/REVISION change on every build and must not invalidate layers.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=https://example.invalid/qdrant-mcp-stack
+LABEL org.opencontainers.image.title="qdrant-mcp" \
+      org.opencontainers.image.description="MCP server for Qdrant (semantic memory) with health checks, auth and OpenTelemetry" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["qdrant-mcp"]
+CMD []

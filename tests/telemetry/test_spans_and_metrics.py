@@ -1,0 +1,141 @@
+"""Telemetry in-process: a real tool call with in-memory span exporter and metric reader."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from mcp.client import Client
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from qdrant_mcp.app import create_server, create_store
+from qdrant_mcp.settings import Settings
+from qdrant_mcp.telemetry import Telemetry
+from qdrant_mcp.telemetry.providers import Providers
+
+pytestmark = pytest.mark.anyio
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN_ID = "00f067aa0ba902b7"
+
+
+@pytest.fixture(scope="module")
+def otel() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+    spans = InMemorySpanExporter()
+    reader = InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    meter_provider = MeterProvider(metric_readers=[reader])
+    # Global providers can be set once per process; this module owns them.
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    yield spans, reader
+
+
+@pytest.fixture
+async def client(otel: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> AsyncIterator[Client]:
+    settings = Settings(QDRANT_URL=":memory:")  # type: ignore[call-arg]
+    store = create_store(settings)
+    mcp = create_server(settings, store)
+    Telemetry(Providers(tracer_provider=trace.get_tracer_provider())).instrument(mcp, store)
+    await store.start()
+    async with Client(mcp) as connected:
+        yield connected
+    await store.close()
+
+
+def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    matches = [span for span in spans if span.name == name]
+    assert matches, f"no span {name!r} in {[s.name for s in spans]}"
+    return matches[-1]
+
+
+def children(spans: tuple[ReadableSpan, ...], parent: ReadableSpan) -> list[ReadableSpan]:
+    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+
+async def test_a_find_is_a_server_span_with_embedding_and_qdrant_children(
+    client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    spans_exporter, _ = otel
+    await client.call_tool("qdrant-store", {"information": "telemetry is wrapped from outside", "collection_name": "tel"})
+    spans_exporter.clear()
+    meta: Any = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"}
+    result = await client.call_tool("qdrant-find", {"query": "how is telemetry added", "collection_name": "tel"}, meta=meta)
+    assert not result.is_error
+    spans = spans_exporter.get_finished_spans()
+    server = by_name(spans, "tools/call qdrant-find")
+    assert server.kind is SpanKind.SERVER
+    # The client's traceparent in params._meta continues its trace.
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_SPAN_ID
+    attributes = dict(server.attributes or {})
+    assert attributes["mcp.method.name"] == "tools/call" and attributes["gen_ai.tool.name"] == "qdrant-find"
+    assert attributes["gen_ai.operation.name"] == "execute_tool" and attributes["network.transport"] == "pipe"
+    kids = {span.name: span for span in children(spans, server)}
+    embed = kids["embeddings sentence-transformers/all-MiniLM-L6-v2"]
+    assert embed.attributes["gen_ai.request.model"] == "sentence-transformers/all-MiniLM-L6-v2"  # type: ignore[index]
+    assert embed.attributes["qdrant_mcp.embedding.texts"] == 1  # type: ignore[index]
+    query = kids["query_points tel"]
+    assert query.kind is SpanKind.CLIENT
+    assert dict(query.attributes or {}) == {
+        "db.system.name": "qdrant", "db.operation.name": "query_points", "db.collection.name": "tel",
+        "db.response.returned_rows": 1,
+    }
+    assert embed.end_time <= query.start_time  # type: ignore[operator]
+
+
+async def test_errors_are_recorded(client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    spans_exporter, _ = otel
+    spans_exporter.clear()
+    result = await client.call_tool("qdrant-delete", {"collection_name": "nope", "ids": [1]})
+    assert result.is_error
+    spans = spans_exporter.get_finished_spans()
+    server = by_name(spans, "tools/call qdrant-delete")
+    assert server.attributes["error.type"] == "tool_error"  # type: ignore[index]
+    assert server.status.status_code.name == "ERROR"
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, list[Any]]]:
+    data = reader.get_metrics_data()
+    found: dict[str, tuple[str, list[Any]]] = {}
+    for resource in data.resource_metrics:  # type: ignore[union-attr]
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found[metric.name] = (metric.unit, list(metric.data.data_points))
+    return found
+
+
+async def test_metrics_have_semconv_names_units_and_attributes(
+    client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    _, reader = otel
+    await client.call_tool("qdrant-store-many", {"collection_name": "met", "entries": [
+        {"information": "one"}, {"information": "two"}, {"information": "three"}]})
+    await client.call_tool("qdrant-find", {"query": "number", "collection_name": "met", "limit": 2})
+    await client.call_tool("qdrant-find", {"query": "", "collection_name": "met"})
+    found = points(reader)
+    unit, operation = found["mcp.server.operation.duration"]
+    assert unit == "s"
+    calls = {(p.attributes.get("gen_ai.tool.name"), p.attributes.get("error.type")) for p in operation}
+    assert ("qdrant-find", None) in calls and ("qdrant-find", "tool_error") in calls
+    assert all(p.attributes["mcp.method.name"] for p in operation)
+    assert found["qdrant_mcp.embedding.duration"][0] == "s"
+    batch_unit, batches = found["qdrant_mcp.embedding.batch_size"]
+    assert batch_unit == "{text}" and max(p.max for p in batches) >= 3
+    db_unit, db = found["db.client.operation.duration"]
+    assert db_unit == "s"
+    assert {"db.system.name": "qdrant", "db.operation.name": "query_points", "db.collection.name": "met"} in [
+        dict(p.attributes) for p in db]
+    stored = {p.attributes["db.collection.name"]: p.value for p in found["qdrant_mcp.points.stored"][1]}
+    assert stored["met"] == 3
+    hits = {p.attributes["db.collection.name"]: p.value for p in found["qdrant_mcp.hits.returned"][1]}
+    assert hits["met"] == 2
+    assert found["process.memory.usage"][0] == "By" and found["process.memory.usage"][1][0].value > 10_000_000
+    assert {p.attributes["cpu.mode"] for p in found["process.cpu.time"][1]} == {"user", "system"}

@@ -40,6 +40,7 @@ from obs_support import (  # noqa: E402
     require_binary,
     start_prometheus,
     stop,
+    traffic,
     wait_until,
 )
 
@@ -83,34 +84,6 @@ class LiveStack:
     server_url: str
     metrics_url: str
     server_log: Path
-
-
-STORE_TEXTS = [
-    "The observability stack sends traces to Tempo.",
-    "Qdrant stores vectors in collections.",
-]
-
-
-async def _traffic(url: str, wave: int) -> None:
-    from mcp.client import Client
-
-    async with Client(url) as client:
-        for text in STORE_TEXTS:
-            result = await client.call_tool(
-                "qdrant-store", {"information": f"{text} (wave {wave})", "collection_name": "obs-test"}
-            )
-            assert not result.is_error, f"qdrant-store failed: {result}"
-        result = await client.call_tool("qdrant-find", {"query": "where do traces go?", "collection_name": "obs-test"})
-        assert not result.is_error, f"qdrant-find failed: {result}"
-        # One failing call per wave: limit must be >= 1. The MCP SDK reports a tool error as
-        # a result with is_error=True (or raises, depending on the validation layer).
-        try:
-            bad = await client.call_tool(
-                "qdrant-find", {"query": "anything", "collection_name": "obs-test", "limit": 0}
-            )
-        except Exception:  # noqa: BLE001 - a protocol-level error is also a failed call
-            bad = None
-        assert bad is None or bad.is_error, f"qdrant-find with limit=0 unexpectedly succeeded: {bad}"
 
 
 @pytest.fixture(scope="session")
@@ -170,9 +143,9 @@ def live(tmp_path_factory) -> LiveStack:
         # scrapes and rate()/histogram_quantile() have real values (a series' first sample
         # does not count as an increase).
         url = f"{base}/mcp"
-        asyncio.run(_traffic(url, 1))
+        asyncio.run(traffic(url, 1))
         time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
-        asyncio.run(_traffic(url, 2))
+        asyncio.run(traffic(url, 2))
         time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
         yield LiveStack(prom=prom, server_url=base, metrics_url=metrics_url, server_log=server_log)
     finally:

@@ -154,6 +154,36 @@ def start_prometheus(tmp: Path, scrape_targets: dict[str, str]) -> tuple[subproc
     return proc, prom, log
 
 
+# ----------------------------------------------------------------------------- traffic
+
+STORE_TEXTS = [
+    "The observability stack sends traces to Tempo.",
+    "Qdrant stores vectors in collections.",
+]
+
+
+async def traffic(url: str, wave: int) -> None:
+    from mcp.client import Client
+
+    async with Client(url) as client:
+        for text in STORE_TEXTS:
+            result = await client.call_tool(
+                "qdrant-store", {"information": f"{text} (wave {wave})", "collection_name": "obs-test"}
+            )
+            assert not result.is_error, f"qdrant-store failed: {result}"
+        result = await client.call_tool("qdrant-find", {"query": "where do traces go?", "collection_name": "obs-test"})
+        assert not result.is_error, f"qdrant-find failed: {result}"
+        # One failing call per wave: limit must be >= 1. The MCP SDK reports a tool error as
+        # a result with is_error=True (or raises, depending on the validation layer).
+        try:
+            bad = await client.call_tool(
+                "qdrant-find", {"query": "anything", "collection_name": "obs-test", "limit": 0}
+            )
+        except Exception:  # noqa: BLE001 - a protocol-level error is also a failed call
+            bad = None
+        assert bad is None or bad.is_error, f"qdrant-find with limit=0 unexpectedly succeeded: {bad}"
+
+
 # ----------------------------------------------------------------------------- metric contract
 
 # The server's instruments as agreed with the lead: (OTel name, unit, kind, attributes).

@@ -4,9 +4,28 @@ and the running server must export them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from obs_support import SERVER_INSTRUMENTS, expected_series_names, http_get, otlp_translated_name
+from obs_support import (
+    PYTHON,
+    SERVER_INSTRUMENTS,
+    SERVICE_NAME,
+    expected_series_names,
+    free_port,
+    http_get,
+    otlp_translated_label,
+    otlp_translated_name,
+    stop,
+    traffic,
+    wait_until,
+)
 
 
 def test_translator_port_matches_documented_examples():
@@ -72,3 +91,114 @@ def test_running_server_exports_the_contract(live):
     fams = {s.name: s for f in text_string_to_metric_families(body.decode()) for s in f.samples
             if s.name == "mcp_server_operation_duration_seconds_count" and s.labels.get("error_type")}
     assert fams, "no mcp_server_operation_duration_seconds_count sample with error_type (the failing call)"
+
+
+# ----------------------------------------------------------------------------- the real OTLP path
+
+
+class _OtlpReceiver(ThreadingHTTPServer):
+    """OTLP/HTTP metrics endpoint on loopback that keeps every decoded export request."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _OtlpHandler)
+        self.requests: list = []
+
+
+class _OtlpHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/metrics":
+            message = ExportMetricsServiceRequest()
+            message.ParseFromString(body)
+            self.server.requests.append(message)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def otlp_metrics(tmp_path_factory) -> list:
+    """The server's metrics as it sends them over OTLP/HTTP (what the collector forwards to
+    Prometheus 3), after the same kind of traffic as the live fixture."""
+    receiver = _OtlpReceiver()
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    tmp = tmp_path_factory.mktemp("otlp")
+    port = free_port()
+    env = {**os.environ, "QDRANT_URL": ":memory:", "HF_HUB_OFFLINE": "1", "OTEL_SERVICE_NAME": SERVICE_NAME,
+           "OTEL_METRICS_EXPORTER": "otlp", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+           "OTEL_METRIC_EXPORT_INTERVAL": "500"}
+    for key in ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE", "COLLECTION_NAME", "MCP_AUTH_TOKEN", "MCP_AUTH_TOKEN_FILE",
+                "OTEL_CONFIG_FILE", "OTEL_SDK_DISABLED"):
+        env.pop(key, None)
+    log = tmp / "server.log"
+    server = subprocess.Popen([str(PYTHON), "-m", "qdrant_mcp", "--transport", "streamable-http", "--port", str(port)],
+                              env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=tmp)
+    try:
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 90, "server /readyz", server, log)
+        asyncio.run(traffic(f"http://127.0.0.1:{port}/mcp", 1))
+    finally:
+        stop(server)  # SIGTERM: the server flushes its metrics on shutdown
+        receiver.shutdown()
+    assert receiver.requests, "no OTLP metrics received"
+    return receiver.requests
+
+
+def _otlp_series(requests: list) -> tuple[dict[str, set[str]], list[str]]:
+    """Prometheus 3 series names -> label names, by otlptranslator rules; plus problems."""
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+    out: dict[str, set[str]] = {}
+    problems = []
+    for request in requests:
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    if kind == "sum":
+                        points, prom_kind = m.sum.data_points, "counter" if m.sum.is_monotonic else "gauge"
+                        if m.sum.aggregation_temporality != AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE:
+                            problems.append(f"{m.name}: delta temporality (Prometheus rejects it)")
+                    elif kind == "gauge":
+                        points, prom_kind = m.gauge.data_points, "gauge"
+                    elif kind == "histogram":
+                        points, prom_kind = m.histogram.data_points, "histogram"
+                        if m.histogram.aggregation_temporality != AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE:
+                            problems.append(f"{m.name}: delta temporality (Prometheus rejects it)")
+                    else:
+                        problems.append(f"{m.name}: {kind} (exponential histograms have no _bucket series)")
+                        continue
+                    if m.unit == "1" and prom_kind == "gauge":
+                        problems.append(f"{m.name}: unit 1 on a gauge gets _ratio only on the OTLP path")
+                    base = otlp_translated_name(m.name, m.unit, prom_kind)
+                    labels = {otlp_translated_label(a.key) for p in points for a in p.attributes}
+                    names = [base + s for s in ("_bucket", "_sum", "_count")] if prom_kind == "histogram" else [base]
+                    for n in names:
+                        out.setdefault(n, set()).update(labels | ({"le"} if n.endswith("_bucket") else set()))
+    return out, problems
+
+
+def test_otlp_path_and_exporter_path_give_identical_names(otlp_metrics, live):
+    otlp, problems = _otlp_series(otlp_metrics)
+    assert not problems, problems
+    status, body = http_get(live.metrics_url)
+    assert status == 200
+    scraped = _exposition_names(body.decode())
+    scope_labels = {"otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
+    for series in expected_series_names():
+        assert series in otlp, f"{series} not produced on the OTLP path ({sorted(otlp)})"
+        assert series in scraped, f"{series} not produced by the Prometheus exporter"
+        # Label *names* per series; a label only present on failures (error_type) may be
+        # missing on one side if that side saw no failure of that kind, so compare subsets
+        # against the contract rather than against each other.
+        assert otlp[series] <= expected_series_names()[series], f"{series}: OTLP labels {otlp[series]}"
+        assert scraped[series] - scope_labels <= expected_series_names()[series], series
+    server_names = {n for n in otlp if not n.startswith(("target_info",))}
+    assert server_names <= set(scraped), f"only on the OTLP path: {sorted(server_names - set(scraped))}"

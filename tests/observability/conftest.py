@@ -5,7 +5,7 @@ need nothing but the repo. The live checks need:
 
 * Debian's Prometheus 2.42 (`prometheus`, `promtool` on PATH): run `scripts/prometheus`.
 * The offline embedding model: `FASTEMBED_CACHE_PATH` pointing at a fastembed cache
-  (CI builds it before pytest; see the README).
+  (CI builds it before pytest; see the README). The root conftest's `offline_model` checks it.
 
 The live fixture starts the real MCP server (streamable HTTP, in-memory Qdrant, metrics on
 the OTel Prometheus exporter), makes real tool calls with the MCP SDK client and has a real
@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support import free_port, spawn_server, wait_for
 
 # Make obs_support importable whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).parent))
 
 from obs_support import (  # noqa: E402
     COMPOSE,
-    PYTHON,
     SCRAPE_INTERVAL_S,
     SERVICE_NAME,
     Prometheus,
     finite_values,
-    free_port,
     http_get,
     load_yaml,
     require_binary,
@@ -43,13 +40,6 @@ from obs_support import (  # noqa: E402
     traffic,
     wait_until,
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "observability: checks of otel/, grafana/ and dashboards (some start Prometheus and the server)",
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -88,23 +78,11 @@ class LiveStack:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory) -> LiveStack:
-    cache = os.environ.get("FASTEMBED_CACHE_PATH")
-    if not cache:
-        pytest.fail(
-            "FASTEMBED_CACHE_PATH is not set: build the offline model cache first "
-            "(e.g. /work/shared/offline-models/build-fastembed-cache DIR) and export FASTEMBED_CACHE_PATH=DIR"
-        )
-    if not Path(cache).is_dir():
-        pytest.fail(f"FASTEMBED_CACHE_PATH={cache} is not a directory")
     require_binary("prometheus")
 
     tmp = tmp_path_factory.mktemp("live")
-    mcp_port, exporter_port = free_port(), free_port()
+    exporter_port = free_port()
     env = {
-        **os.environ,
-        "QDRANT_URL": ":memory:",
-        "FASTEMBED_CACHE_PATH": cache,
-        "HF_HUB_OFFLINE": "1",
         "OTEL_SERVICE_NAME": SERVICE_NAME,
         "OTEL_METRICS_EXPORTER": "prometheus",
         "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
@@ -115,22 +93,14 @@ def live(tmp_path_factory) -> LiveStack:
     }
     for key in ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE", "QDRANT_LOCAL_PATH", "COLLECTION_NAME", "MCP_AUTH_TOKEN",
                 "MCP_AUTH_TOKEN_FILE", "OTEL_CONFIG_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        env.pop(key, None)
-    server_log = tmp / "server.log"
-    server = subprocess.Popen(
-        [str(PYTHON), "-m", "qdrant_mcp", "--transport", "streamable-http", "--port", str(mcp_port)],
-        env=env,
-        stdout=server_log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-    )
+        env[key] = None
+    server = spawn_server(tmp, env, wait=None)
     prom_proc = None
     try:
-        base = f"http://127.0.0.1:{mcp_port}"
-        wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, 90, "server GET /readyz == 200", server, server_log)
+        wait_for(server, "/readyz", timeout=90)
         metrics_url = f"http://127.0.0.1:{exporter_port}/metrics"
         wait_until(lambda: http_get(metrics_url)[0] == 200, 20, f"OTel Prometheus exporter at {metrics_url}",
-                   server, server_log)
+                   server.process, server.log_path)
 
         # Job name = service.name, as the OTLP path into Prometheus 3 produces it.
         prom_dir = tmp / "prom"
@@ -142,12 +112,12 @@ def live(tmp_path_factory) -> LiveStack:
         # Two waves of traffic a few scrapes apart, so every counter *increases* between
         # scrapes and rate()/histogram_quantile() have real values (a series' first sample
         # does not count as an increase).
-        url = f"{base}/mcp"
-        asyncio.run(traffic(url, 1))
+        asyncio.run(traffic(server.mcp_url, 1))
         time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
-        asyncio.run(traffic(url, 2))
+        asyncio.run(traffic(server.mcp_url, 2))
         time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
-        yield LiveStack(prom=prom, server_url=base, metrics_url=metrics_url, server_log=server_log)
+        yield LiveStack(prom=prom, server_url=server.base, metrics_url=metrics_url, server_log=server.log_path)
     finally:
         stop(prom_proc)
-        stop(server)
+        code = server.terminate()
+    assert code == 0, f"server exit code {code} on SIGTERM:\n{server.log()}"

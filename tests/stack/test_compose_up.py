@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stack_support import HERE, RUN_ID, free_port, inspector, record, run
+from stack_support import HERE, RUN_ID, inspector, record, run
+from support import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 

@@ -44,8 +44,10 @@ def create_http_app(settings: Settings, mcp: MCPServer) -> ASGIApp:
     if settings.transport == "sse":
         app: ASGIApp = mcp.sse_app(transport_security=security, host=settings.host)
     else:
+        # Plain JSON responses for 2025-era clients: no SSE framing per call. The tools send no
+        # progress or server-to-client requests, which are what an SSE response would carry.
         app = mcp.streamable_http_app(
-            streamable_http_path=settings.path, transport_security=security, host=settings.host
+            streamable_http_path=settings.path, transport_security=security, host=settings.host, json_response=True
         )
     if settings.auth_token is not None:
         app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)

@@ -94,6 +94,38 @@ async def test_concurrent_calls_are_batched_without_changing_results(embedder: F
         assert b is not None and cosine(a, b) > 0.99999
 
 
+async def test_parallel_runs_split_large_calls_and_survive_cancellation(embedder: FastEmbedEmbedder) -> None:
+    documents = [f"document {i} " + "about a rather long topic " * (i % 7) for i in range(150)]
+    queries = [f"short query {i}" for i in range(12)]
+    alone_docs = embedder.run_batch("document", documents)
+    alone_queries = embedder.run_batch("query", queries)
+    parallel = FastEmbedEmbedder(embedder.model_name, parallel=2)
+    parallel._model, parallel.dimension = embedder._model, embedder.dimension  # share the loaded session
+    got_queries: dict[int, list[float]] = {}
+    got_docs: list[list[float]] = []
+
+    async def query(i: int) -> None:
+        got_queries[i] = await parallel.embed_query(queries[i])
+
+    async def documents_call() -> None:
+        got_docs.extend(await parallel.embed_documents(documents))
+
+    async def cancelled_call() -> None:
+        with anyio.move_on_after(0.001):
+            await parallel.embed_documents(documents[:40])
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(documents_call)
+        tasks.start_soon(cancelled_call)
+        for i in range(len(queries)):
+            tasks.start_soon(query, i)
+    assert parallel._drivers == 0 and parallel._queue == []
+    for a, b in zip(alone_docs, got_docs, strict=True):
+        assert cosine(a, b) > 0.99999
+    for i, vector in enumerate(alone_queries):
+        assert cosine(vector, got_queries[i]) > 0.99999
+
+
 async def test_the_relevant_document_ranks_first(store: QdrantStore) -> None:
     await store.store("facts", [Entry(doc) for doc in DOCUMENTS])
     for query, expected in [

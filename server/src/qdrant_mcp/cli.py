@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -55,18 +56,30 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"qdrant-mcp: invalid setting: {describe(exc)}", file=sys.stderr)
         return 2
+    # Before numpy loads: embedded Qdrant's search is one matrix-vector product per query, and
+    # OpenBLAS threads spin between calls, taking the cores the embedding runs and event loop need.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .logs import configure_logging
 
     configure_logging(settings)
     telemetry = setup_telemetry(settings)
     try:
-        anyio.run(serve, settings, telemetry)
+        anyio.run(serve, settings, telemetry, backend_options={"use_uvloop": _has_uvloop()})
     except Exception as exc:
         _report_failure(exc)
         return 1
     finally:
         telemetry.shutdown()
     return 0
+
+
+def _has_uvloop() -> bool:
+    """uvloop (a dependency on Linux and macOS) runs the event loop in C: less CPU per call."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _report_failure(exc: BaseException) -> None:

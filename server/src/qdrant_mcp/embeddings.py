@@ -1,8 +1,11 @@
 """Text embeddings with fastembed, loaded once, shared by every call.
 
-Concurrent calls are coalesced: while one ONNX run is in flight, the texts of calls that
-arrive meanwhile queue up and go through the next run together. One run over eight short
-queries costs far less than eight runs, and a lone call waits for nobody.
+Each ONNX run is single-threaded, and up to `parallel` runs go at once (one per core by
+default), on the same session: ONNX Runtime's multi-threaded runs spin between parallel
+sections, which on a small machine burns the core the event loop needs. Concurrent calls
+are coalesced: texts that arrive while all runs are busy queue up and go through the next
+run together, so eight short queries cost one run, and a lone call waits for nobody. A
+large call is split across the parallel runs.
 """
 
 from __future__ import annotations
@@ -19,11 +22,21 @@ import anyio.to_thread
 log = logging.getLogger(__name__)
 
 Kind = Literal["query", "document"]
-# Bounds the texts coalesced into one worker-thread hop; a larger backlog takes several.
+# Bounds the texts coalesced into one driver pass; a larger backlog takes several.
 MAX_BATCH_TEXTS = 256
 # Texts per ONNX run. Every text in a run is padded to the longest, and activations grow with
 # run size: small runs over length-sorted texts waste the least (measured in bench/).
 ONNX_BATCH = 32
+MAX_PARALLEL = 4
+
+
+def default_parallelism() -> int:
+    """Cores this process may run on, at most MAX_PARALLEL."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_PARALLEL))
 
 
 class EmbeddingModelError(RuntimeError):
@@ -32,23 +45,34 @@ class EmbeddingModelError(RuntimeError):
 
 @dataclass
 class _Pending:
+    """One call's texts, waiting in the queue or in a run."""
+
     kind: Kind
     texts: Sequence[str]
-    done: anyio.Event = field(default_factory=anyio.Event)
+    wake: anyio.Event = field(default_factory=anyio.Event)  # set with a result, or to hand over a driver slot
     vectors: list[list[float]] | None = None
     error: BaseException | None = None
+    holds_slot: bool = False  # a finishing driver handed its slot to this call
+
+    @property
+    def answered(self) -> bool:
+        return self.vectors is not None or self.error is not None
+
+    def answer(self, vectors: list[list[float]] | None, error: BaseException | None = None) -> None:
+        self.vectors, self.error = vectors, error
+        self.wake.set()
 
 
 class FastEmbedEmbedder:
     """Embeds queries and documents with one fastembed `TextEmbedding`."""
 
-    def __init__(self, model_name: str, threads: int | None = None) -> None:
+    def __init__(self, model_name: str, parallel: int | None = None) -> None:
         self.model_name = model_name
-        self.threads = threads
+        self.parallel = parallel or default_parallelism()
         self._model = None
         self.dimension: int | None = None
         self._queue: list[_Pending] = []
-        self._running = False
+        self._drivers = 0
 
     @property
     def loaded(self) -> bool:
@@ -61,7 +85,7 @@ class FastEmbedEmbedder:
         from fastembed.text.text_embedding import TextEmbedding
 
         try:
-            model = TextEmbedding(self.model_name, threads=self.threads)
+            model = TextEmbedding(self.model_name, threads=1)
         except ValueError as exc:
             cache = os.environ.get("FASTEMBED_CACHE_PATH", "<fastembed default temp dir>")
             hint = (
@@ -90,53 +114,78 @@ class FastEmbedEmbedder:
             raise EmbeddingModelError(f"embedding model {self.model_name!r} is not loaded yet")
         pending = _Pending(kind, texts)
         self._queue.append(pending)
-        if self._running:
-            try:
-                await pending.done.wait()
-            except BaseException:  # cancelled: leave the queue as if this call never came
-                promoted = pending.done.is_set() and pending.vectors is None and pending.error is None
-                if pending in self._queue:
-                    self._queue.remove(pending)
-                if promoted:
-                    self._hand_over()
-                raise
-            if pending.vectors is None and pending.error is None:
-                # Woken without a result: the previous driver handed the queue over.
-                await self._drive(pending)
-        else:
-            self._running = True
+        if self._drivers < self.parallel:
+            self._drivers += 1
+            pending.holds_slot = True
             await self._drive(pending)
+        try:
+            while not pending.answered:
+                await pending.wake.wait()
+                if not pending.answered:  # woken to drive, with the slot of a finished driver
+                    pending.wake = anyio.Event()
+                    await self._drive(pending)
+        except BaseException:  # cancelled: leave the queue as if this call never came
+            if pending in self._queue:
+                self._queue.remove(pending)
+            if pending.holds_slot:
+                self._hand_over(pending)
+            raise
+        if pending.holds_slot:  # handed a slot, but answered by another driver's run first
+            self._hand_over(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.vectors is not None
         return pending.vectors
 
     async def _drive(self, own: _Pending) -> None:
-        """Run batches until `own` is answered, then hand the rest of the queue to its oldest caller."""
+        """Run batches from the queue until `own` is answered (or in another driver's run), then pass the slot on."""
         try:
-            while own.vectors is None and own.error is None:
+            while not own.answered and self._queue:
                 batch = self._take_batch()
                 texts = [text for item in batch for text in item.texts]
-                try:
-                    vectors = await anyio.to_thread.run_sync(self.run_batch, batch[0].kind, texts)
-                except Exception as exc:  # every caller in the batch gets the error
-                    for item in batch:
-                        item.error = exc
-                        item.done.set()
-                    continue
+                # Shielded: the other callers in this batch need its result even if this one goes away.
+                with anyio.CancelScope(shield=True):
+                    try:
+                        vectors = await self._embed(batch[0].kind, texts)
+                    except Exception as exc:
+                        for item in batch:
+                            item.answer(None, exc)
+                        continue
                 start = 0
                 for item in batch:
-                    item.vectors = vectors[start : start + len(item.texts)]
+                    item.answer(vectors[start : start + len(item.texts)])
                     start += len(item.texts)
-                    item.done.set()
         finally:
-            self._hand_over()
+            self._hand_over(own)
 
-    def _hand_over(self) -> None:
-        if self._queue:
-            self._queue[0].done.set()
+    def _hand_over(self, holder: _Pending) -> None:
+        """Give `holder`'s driver slot to the oldest call still queued, or free it."""
+        holder.holds_slot = False
+        waiting = next((item for item in self._queue if not item.holds_slot), None)
+        if waiting is None:
+            self._drivers -= 1
         else:
-            self._running = False
+            waiting.holds_slot = True
+            waiting.wake.set()
+
+    async def _embed(self, kind: Kind, texts: list[str]) -> list[list[float]]:
+        """One worker thread per ONNX_BATCH-sized share of `texts`, up to `parallel` of them."""
+        parts = min(self.parallel, -(-len(texts) // ONNX_BATCH))
+        if parts <= 1:
+            return await anyio.to_thread.run_sync(self.run_batch, kind, texts)
+        # Dealt round-robin by length, so every part gets a like mix of long and short texts.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        shares = [order[part::parts] for part in range(parts)]
+        vectors: list[list[float]] = [[] for _ in texts]
+
+        async def run_share(share: list[int]) -> None:
+            for index, vector in zip(share, await anyio.to_thread.run_sync(self.run_batch, kind, [texts[i] for i in share]), strict=True):
+                vectors[index] = vector
+
+        async with anyio.create_task_group() as tasks:
+            for share in shares:
+                tasks.start_soon(run_share, share)
+        return vectors
 
     def _take_batch(self) -> list[_Pending]:
         """The oldest call plus every queued call of the same kind, up to MAX_BATCH_TEXTS texts."""

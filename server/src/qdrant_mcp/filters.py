@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, ValidationError
-from qdrant_client import models
 
 from .settings import FilterableField
+
+if TYPE_CHECKING:
+    from qdrant_client import models
 
 _SCALARS: dict[str, type] = {"keyword": str, "integer": int, "float": float, "boolean": bool}
 _RANGES = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
@@ -42,6 +44,8 @@ def filter_parameters(fields: list[FilterableField]) -> list[inspect.Parameter]:
 
 def build_filter(fields: list[FilterableField], values: dict[str, Any]) -> models.Filter | None:
     """A Filter from typed parameter values; None when no value was given."""
+    from qdrant_client import models
+
     must: list[models.Condition] = []
     must_not: list[models.Condition] = []
     for field in fields:
@@ -67,6 +71,8 @@ def build_filter(fields: list[FilterableField], values: dict[str, Any]) -> model
 
 def parse_raw_filter(raw: dict[str, Any] | str) -> models.Filter:
     """A Qdrant filter from its JSON form (a dict, or a JSON string as some clients send)."""
+    from qdrant_client import models
+
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -85,6 +91,8 @@ def parse_raw_filter(raw: dict[str, Any] | str) -> models.Filter:
 
 def metadata_filter(match: dict[str, Any]) -> models.Filter:
     """Exact matches on metadata keys, all of which must hold."""
+    from qdrant_client import models
+
     conditions: list[models.Condition] = []
     for key, value in match.items():
         if isinstance(value, list):

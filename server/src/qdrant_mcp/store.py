@@ -8,18 +8,24 @@ returning wrong neighbours.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-from qdrant_client import AsyncQdrantClient, models
 
 from .embeddings import FastEmbedEmbedder
 from .settings import FilterableField, Settings
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient, models
+
+# qdrant-client is imported where it is used, not here: importing it takes a second or two,
+# and the transport should answer (health, tools/list) while that happens in `start()`.
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +33,7 @@ log = logging.getLogger(__name__)
 CONTENT_ID_NAMESPACE = uuid.UUID("6f1f4d1e-3c55-5a4e-9e3c-7d0c2b1c9a11")
 PING_TIMEOUT_S = 2.0
 
-_INDEX_TYPES = {
-    "keyword": models.PayloadSchemaType.KEYWORD,
-    "integer": models.PayloadSchemaType.INTEGER,
-    "float": models.PayloadSchemaType.FLOAT,
-    "boolean": models.PayloadSchemaType.BOOL,
-}
+_INDEX_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "boolean": "bool"}
 
 PointId = str | int
 
@@ -122,7 +123,8 @@ class QdrantStore:
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the client, then load the model in a worker thread; operations wait for this."""
+        """Import the client library and load the model off the event loop; operations wait for this."""
+        await anyio.to_thread.run_sync(importlib.import_module, "qdrant_client")
         await self.open()
         await anyio.to_thread.run_sync(self.embedder.load)
         self._started.set()
@@ -133,6 +135,8 @@ class QdrantStore:
 
     async def open(self) -> None:
         """Open the client. Remote connections are lazy; the embedded store opens its files here."""
+        from qdrant_client import AsyncQdrantClient
+
         location = self.settings.qdrant_location
         if self.settings.qdrant_url:
             api_key = self.settings.qdrant_api_key.get_secret_value() if self.settings.qdrant_api_key else None
@@ -170,6 +174,8 @@ class QdrantStore:
 
     async def store(self, collection: str, entries: Sequence[Entry]) -> list[PointId]:
         """Embed all entries in one batch and write them in one upsert, acknowledged by Qdrant."""
+        from qdrant_client import models
+
         await self._started.wait()
         vectors = await self.embedder.embed_documents([entry.document for entry in entries])
         await self._ensure_collection(collection, create=True)
@@ -189,6 +195,8 @@ class QdrantStore:
         self, collection: str, ids: Sequence[PointId] | None, query_filter: models.Filter | None
     ) -> int:
         """Delete points by id or by filter; returns how many existed and were removed."""
+        from qdrant_client import models
+
         await self._started.wait()
         await self._ensure_collection(collection, create=False)
         if ids:
@@ -265,6 +273,8 @@ class QdrantStore:
 
     async def _ensure_collection(self, collection: str, *, create: bool) -> None:
         """Check the layout once per process; create the collection on first store; ensure indexes."""
+        from qdrant_client import models
+
         if collection in self._checked:
             return
         dimension = self.embedder.dimension
@@ -296,7 +306,8 @@ class QdrantStore:
                     "create_payload_index",
                     collection,
                     self.client.create_payload_index(
-                        collection, field_name=key, field_schema=_INDEX_TYPES[field.field_type], wait=True
+                        collection, field_name=key, field_schema=models.PayloadSchemaType(_INDEX_TYPES[field.field_type]),
+                        wait=True,
                     ),
                 )
         self._checked.add(collection)
@@ -373,6 +384,8 @@ def _enum_value(value: Any) -> Any:
 
 
 def _vectors_of(info: models.CollectionInfo) -> list[VectorInfo]:
+    from qdrant_client import models
+
     config = info.config.params.vectors
     if config is None:
         return []

@@ -46,7 +46,7 @@ async def test_tools_are_typed_structured_and_annotated(shared_server: ServerPro
     assert tools["qdrant-find"].annotations.read_only_hint is True
     assert tools["qdrant-delete"].annotations.destructive_hint is True
     assert tools["qdrant-store"].annotations.read_only_hint is False
-    assert tools["qdrant-store"].annotations.destructive_hint is False
+    assert tools["qdrant-store"].annotations.idempotent_hint is True
     assert tools["qdrant-store-many"].input_schema["properties"]["entries"]["maxItems"] == 1000
 
 

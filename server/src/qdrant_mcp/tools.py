@@ -8,7 +8,7 @@ only as FILTERABLE_FIELDS (or QDRANT_ALLOW_ARBITRARY_FILTER) configure them.
 # No `from __future__ import annotations`: the SDK reads these signatures at runtime.
 import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -75,10 +75,9 @@ class StoreEntry(BaseModel):
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-ADDITIVE_WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+# Stores are idempotent (the same text maps to the same point) but not purely additive: a
+# given id, or the same text with new metadata, replaces what the point held.
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 def respond(result: ToolResult) -> Any:
@@ -89,7 +88,7 @@ def respond(result: ToolResult) -> Any:
     )
 
 
-def reshape(fn: Callable[..., Any], *, hide: tuple[str, ...] = (), add: list[inspect.Parameter] = ()) -> None:  # type: ignore[assignment]
+def reshape(fn: Callable[..., Any], *, hide: tuple[str, ...] = (), add: Sequence[inspect.Parameter] = ()) -> None:
     """Give `fn` the signature the client sees: hidden parameters removed, configured ones added."""
     signature = inspect.signature(fn)
     kept = [p for p in signature.parameters.values() if p.name not in hide and p.kind is not p.VAR_KEYWORD]
@@ -184,7 +183,7 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
 
     reshape(store_one, hide=hidden)
     mcp.add_tool(store_one, name="qdrant-store", title="Store a memory", description=settings.tool_store_description,
-                 annotations=ADDITIVE_WRITE)
+                 annotations=WRITE)
 
     async def store_many(
         entries: Annotated[
@@ -203,7 +202,7 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
     reshape(store_many, hide=hidden)
     mcp.add_tool(store_many, name="qdrant-store-many", title="Store many memories",
                  description=f"Store up to {MAX_ENTRIES} memories in one call. {settings.tool_store_description}",
-                 annotations=ADDITIVE_WRITE)
+                 annotations=WRITE)
 
     async def delete(
         ids: Annotated[
@@ -231,5 +230,5 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
     reshape(delete, hide=hidden)
     mcp.add_tool(delete, name="qdrant-delete", title="Delete memories",
                  description="Delete memories by id or by exact metadata match. Cannot be undone.",
-                 annotations=DESTRUCTIVE)
+                 annotations=WRITE)
 

@@ -139,6 +139,13 @@ async def test_the_relevant_document_ranks_first(store: QdrantStore) -> None:
         assert hits[0].score > hits[1].score
 
 
+async def test_concurrent_first_stores_create_the_collection_once(store: QdrantStore) -> None:
+    async with anyio.create_task_group() as tasks:
+        for i in range(6):
+            tasks.start_soon(store.store, "racing", [Entry(f"concurrent note {i}")])
+    assert (await store.collection_details("racing")).points_count == 6
+
+
 async def test_same_text_twice_is_one_point(store: QdrantStore) -> None:
     first = await store.store("dedupe", [Entry("remember the milk", {"n": 1})])
     second = await store.store("dedupe", [Entry("remember the milk", {"n": 2})])

@@ -119,6 +119,7 @@ class QdrantStore:
         self._client: AsyncQdrantClient | None = None
         self._checked: set[str] = set()  # collections whose layout and indexes are known good
         self._started = anyio.Event()
+        self._checking = anyio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -224,11 +225,11 @@ class QdrantStore:
     ) -> list[Hit] | None:
         """Nearest documents to `query`; None when the collection does not exist."""
         await self._started.wait()
-        vector = await self.embedder.embed_query(query)
         try:
             await self._ensure_collection(collection, create=False)
         except CollectionNotFound:
             return None
+        vector = await self.embedder.embed_query(query)
         response = await self.call(
             "query_points",
             collection,
@@ -273,10 +274,16 @@ class QdrantStore:
 
     async def _ensure_collection(self, collection: str, *, create: bool) -> None:
         """Check the layout once per process; create the collection on first store; ensure indexes."""
-        from qdrant_client import models
-
         if collection in self._checked:
             return
+        # One check at a time: two first stores into a new collection must not both create it.
+        async with self._checking:
+            if collection not in self._checked:
+                await self._check_collection(collection, create=create)
+
+    async def _check_collection(self, collection: str, *, create: bool) -> None:
+        from qdrant_client import models
+
         dimension = self.embedder.dimension
         assert dimension is not None, "embedder not loaded"
         try:

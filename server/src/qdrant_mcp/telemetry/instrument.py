@@ -32,21 +32,17 @@ class Instruments:
     """The metric instruments; names follow OTel semantic conventions where they exist."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self.operation_duration = meter.create_histogram(
-            "mcp.server.operation.duration", unit="s", description="Duration of MCP requests handled by the server",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-        self.embedding_duration = meter.create_histogram(
-            "qdrant_mcp.embedding.duration", unit="s", description="Duration of one embedding call (incl. queueing)",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
+        def duration(name: str, description: str) -> metrics.Histogram:
+            return meter.create_histogram(
+                name, unit="s", description=description, explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+            )
+
+        self.operation_duration = duration("mcp.server.operation.duration", "Duration of MCP requests handled by the server")
+        self.embedding_duration = duration("qdrant_mcp.embedding.duration", "Duration of one embedding call (incl. queueing)")
+        self.db_duration = duration("db.client.operation.duration", "Duration of Qdrant operations")
         self.embedding_batch_size = meter.create_histogram(
             "qdrant_mcp.embedding.batch_size", unit="{text}", description="Texts per ONNX run (concurrent calls coalesce)",
             explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
-        )
-        self.db_duration = meter.create_histogram(
-            "db.client.operation.duration", unit="s", description="Duration of Qdrant operations",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self.points_stored = meter.create_counter(
             "qdrant_mcp.points.stored", unit="{point}", description="Points written by store tools"

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     # Embeddings (official names)
     embedding_provider: Literal["fastembed"] = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
     embedding_model: str = Field(DEFAULT_MODEL, validation_alias=_env("EMBEDDING_MODEL"), min_length=1)
+    # Parallel single-threaded ONNX runs (see embeddings.py); None = one per available core.
     embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
 
     # Tools (official names)

@@ -144,7 +144,7 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_zero(start_server: Sta
     results: list[bool] = []
 
     async def store_batch(client: Client, i: int) -> None:
-        entries = [{"information": f"document {i}-{j} " + "word " * 30} for j in range(200)]
+        entries = [{"information": f"document {i}-{j} " + "word " * 30} for j in range(400)]
         result = await client.call_tool("qdrant-store-many", {"entries": entries, "collection_name": "drain"})
         results.append(not result.is_error)
 
@@ -154,7 +154,7 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_zero(start_server: Sta
     async with anyio.create_task_group() as tasks:
         for i in range(3):
             tasks.start_soon(store_batch, client, i)
-        await anyio.sleep(1.0)  # the three calls are sent and in flight (embedding 600 documents takes seconds)
+        await anyio.sleep(1.0)  # the three calls are sent and in flight (embedding 1200 documents takes seconds)
         await anyio.to_thread.run_sync(server.terminate)
     with contextlib.suppress(Exception):  # closing the session needs a server that is gone by now
         await client.__aexit__(None, None, None)

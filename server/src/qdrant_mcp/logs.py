@@ -27,7 +27,8 @@ def _trace_ids() -> tuple[str | None, str | None]:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
-def _extras(record: logging.LogRecord) -> dict[str, object]:
+def event_fields(record: logging.LogRecord) -> dict[str, object]:
+    """What the call passed with `extra=`: the event's own fields."""
     return {key: value for key, value in vars(record).items() if key not in _STANDARD and not key.startswith("_")}
 
 
@@ -42,7 +43,7 @@ class JsonFormatter(logging.Formatter):
         trace_id, span_id = _trace_ids()
         if trace_id:
             entry["trace_id"], entry["span_id"] = trace_id, span_id
-        entry.update(_extras(record))
+        entry.update(event_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -54,7 +55,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = _extras(record)
+        extras = event_fields(record)
         trace_id, _ = _trace_ids()
         if trace_id:
             extras["trace_id"] = trace_id

@@ -7,9 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .store import CollectionDetails, Hit, QdrantStore
-
-PointId = str | int
+from .store import CollectionDetails, Hit, PointId, QdrantStore
 
 
 class ToolResult(BaseModel):

@@ -11,6 +11,8 @@ from typing import Any
 
 from opentelemetry._logs import LoggerProvider, SeverityNumber
 
+from ..logs import event_fields
+
 _SEVERITY = {
     logging.DEBUG: SeverityNumber.DEBUG,
     logging.INFO: SeverityNumber.INFO,
@@ -18,7 +20,6 @@ _SEVERITY = {
     logging.ERROR: SeverityNumber.ERROR,
     logging.CRITICAL: SeverityNumber.FATAL,
 }
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class OtelLogHandler(logging.Handler):
@@ -29,8 +30,7 @@ class OtelLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         attributes: dict[str, Any] = {
             key: value if isinstance(value, (str, int, float, bool)) else str(value)
-            for key, value in vars(record).items()
-            if key not in _STANDARD and not key.startswith("_")
+            for key, value in event_fields(record).items()
         }
         attributes["code.function.name"] = record.funcName
         self.provider.get_logger(record.name).emit(

@@ -101,9 +101,18 @@ def ensure_venv(path: Path, requirements: list[str], marker_text: str, what: str
         try:
             subprocess.run([base_python(), "-m", "venv", str(path)], check=True, timeout=300)
             out = subprocess.run(
-                [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                 "-q", *requirements],
-                capture_output=True, text=True, timeout=900,
+                [
+                    str(path / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-q",
+                    *requirements,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
             )
         except (subprocess.SubprocessError, OSError) as exc:
             shutil.rmtree(path, ignore_errors=True)
@@ -156,10 +165,7 @@ def resolve_model_cache() -> Path:
     builder = REPO.parent / "shared" / "offline-models" / "build-fastembed-cache"
     target = cache_dir() / "fastembed"
     if not builder.exists():
-        raise BenchError(
-            "no fastembed model cache: set FASTEMBED_CACHE_PATH, or provide "
-            f"{builder} to build one"
-        )
+        raise BenchError(f"no fastembed model cache: set FASTEMBED_CACHE_PATH, or provide {builder} to build one")
     log(f"building the offline model cache in {target} ...")
     subprocess.run(["bash", str(builder), str(target)], check=True, timeout=900)
     if not model_cache_ok(target):
@@ -178,11 +184,15 @@ def source_fingerprint() -> dict[str, Any]:
         h.update(str(f.relative_to(REPO)).encode())
         h.update(f.read_bytes())
         newest = max(newest, f.stat().st_mtime)
-    out: dict[str, Any] = {"server_src_sha256": h.hexdigest()[:16], "files": len(files),
-                           "newest_mtime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest)) if files else None}
+    out: dict[str, Any] = {
+        "server_src_sha256": h.hexdigest()[:16],
+        "files": len(files),
+        "newest_mtime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest)) if files else None,
+    }
     with contextlib.suppress(Exception):
-        r = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                           timeout=10)
+        r = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         out["git_head"] = r.stdout.strip() or None
     return out
 
@@ -203,8 +213,20 @@ def pkg_versions(python: str, names: list[str]) -> dict[str, str]:
         return {}
 
 
-VERSION_PKGS = ["mcp-server-qdrant", "qdrant-mcp", "fastmcp", "mcp", "qdrant-client", "fastembed",
-                "onnxruntime", "tokenizers", "pydantic", "uvicorn", "starlette", "numpy"]
+VERSION_PKGS = [
+    "mcp-server-qdrant",
+    "qdrant-mcp",
+    "fastmcp",
+    "mcp",
+    "qdrant-client",
+    "fastembed",
+    "onnxruntime",
+    "tokenizers",
+    "pydantic",
+    "uvicorn",
+    "starlette",
+    "numpy",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,8 +248,9 @@ def gen_documents(seed: int, label: str, n: int) -> list[dict[str, Any]]:
         words.insert(rng.randint(0, 3), rng.choice(VERBS))
         text = " ".join(words[:k])
         text = text[0].upper() + text[1:] + "."
-        docs.append({"information": text,
-                     "metadata": {"source": "bench", "phase": label, "i": i, "tag": rng.choice(tags)}})
+        docs.append(
+            {"information": text, "metadata": {"source": "bench", "phase": label, "i": i, "tag": rng.choice(tags)}}
+        )
     return docs
 
 
@@ -261,7 +284,7 @@ def _children_map() -> dict[int, list[int]]:
             data = Path(stat).read_text()
         except OSError:
             continue
-        rest = data[data.rfind(")") + 2:].split()
+        rest = data[data.rfind(")") + 2 :].split()
         pid = int(stat.split("/")[2])
         kids.setdefault(int(rest[1]), []).append(pid)
     return kids
@@ -299,7 +322,7 @@ def tree_cpu_s(pid: int) -> float:
             data = Path(f"/proc/{p}/stat").read_text()
         except OSError:
             continue
-        rest = data[data.rfind(")") + 2:].split()
+        rest = data[data.rfind(")") + 2 :].split()
         total += int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
     return total / CLK_TCK
 
@@ -309,7 +332,7 @@ def thread_cpu_s(pid: int, tid: int) -> float:
         data = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
     except OSError:
         return 0.0
-    rest = data[data.rfind(")") + 2:].split()
+    rest = data[data.rfind(")") + 2 :].split()
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
@@ -364,15 +387,16 @@ class ServerSpec:
 
 
 def base_env(model_cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(SCRUB_PREFIXES) and k not in SCRUB_NAMES}
-    env.update({
-        "QDRANT_URL": ":memory:",
-        "COLLECTION_NAME": COLLECTION,
-        "FASTEMBED_CACHE_PATH": str(model_cache),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES) and k not in SCRUB_NAMES}
+    env.update(
+        {
+            "QDRANT_URL": ":memory:",
+            "COLLECTION_NAME": COLLECTION,
+            "FASTEMBED_CACHE_PATH": str(model_cache),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -423,9 +447,15 @@ class RunningServer:
         self._logf = open(self.log_path, "wb")
         self.t_spawn = time.perf_counter()
         # cwd: an empty temp dir, so no stray .env is read; own session so we can kill the group.
-        self.proc = subprocess.Popen(self.spec.argv, env=self.spec.env, cwd=self.workdir,
-                                     stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.spec.argv,
+            env=self.spec.env,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -550,8 +580,14 @@ class RawClient:
         return await self._post({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params or {}})
 
     async def __aenter__(self) -> RawClient:
-        res = await self.request("initialize", {"protocolVersion": self.proto, "capabilities": {},
-                                                "clientInfo": {"name": "qdrant-mcp-bench-raw", "version": "0"}})
+        res = await self.request(
+            "initialize",
+            {
+                "protocolVersion": self.proto,
+                "capabilities": {},
+                "clientInfo": {"name": "qdrant-mcp-bench-raw", "version": "0"},
+            },
+        )
         self.proto = res.get("protocolVersion", self.proto)
         await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return self
@@ -572,8 +608,10 @@ class RawClient:
         from types import SimpleNamespace
 
         res = await self.request("tools/call", {"name": name, "arguments": arguments})
-        return SimpleNamespace(is_error=bool(res.get("isError")),
-                               content=[SimpleNamespace(text=c.get("text")) for c in res.get("content", [])])
+        return SimpleNamespace(
+            is_error=bool(res.get("isError")),
+            content=[SimpleNamespace(text=c.get("text")) for c in res.get("content", [])],
+        )
 
 
 CLIENT_KIND = "sdk"
@@ -587,9 +625,17 @@ def make_client(url: str, mode: str, read_timeout_seconds: float) -> Any:
     return Client(url, mode=mode, read_timeout_seconds=read_timeout_seconds)
 
 
-async def run_phase(server: RunningServer, mode: str, phase: str, clients: int, ops: list[tuple[str, Any]],
-                    *, call_timeout: float = 60.0, phase_timeout: float = 600.0,
-                    per_doc: int = 1) -> dict[str, Any]:
+async def run_phase(
+    server: RunningServer,
+    mode: str,
+    phase: str,
+    clients: int,
+    ops: list[tuple[str, Any]],
+    *,
+    call_timeout: float = 60.0,
+    phase_timeout: float = 600.0,
+    per_doc: int = 1,
+) -> dict[str, Any]:
     """Run `ops` ((tool, args) or ("tools/list", None)) over `clients` concurrent sessions."""
 
     lat: list[float] = []
@@ -638,8 +684,9 @@ async def run_phase(server: RunningServer, mode: str, phase: str, clients: int, 
                 c = make_client(server.spec.url, mode, call_timeout)
                 sessions.append(await asyncio.wait_for(stack.enter_async_context(c), 30))
         except Exception as exc:  # noqa: BLE001
-            result.update(errors=len(ops) * per_doc, error_samples=[f"connect: {_err_text(exc)}"], wall_s=0.0,
-                          connect_failed=True)
+            result.update(
+                errors=len(ops) * per_doc, error_samples=[f"connect: {_err_text(exc)}"], wall_s=0.0, connect_failed=True
+            )
             return result
         pid = server.proc.pid
         srv_cpu0, main_cpu0, mach0 = tree_cpu_s(pid), thread_cpu_s(pid, pid), machine_busy_s()
@@ -660,28 +707,30 @@ async def run_phase(server: RunningServer, mode: str, phase: str, clients: int, 
     lat.sort()
     ms = [x * 1000 for x in lat]
     n_ops = len(ops)
-    result.update({
-        "errors": errors * per_doc if per_doc > 1 else errors,
-        "error_samples": error_samples,
-        "empty_results": empty,
-        "wall_s": round(wall, 4),
-        "throughput": round(n_ops * per_doc / wall, 2) if wall > 0 else None,
-        "p50_ms": round(pct(ms, 0.50), 3),
-        "p95_ms": round(pct(ms, 0.95), 3),
-        "p99_ms": round(pct(ms, 0.99), 3),
-        "mean_ms": round(sum(ms) / len(ms), 3) if ms else None,
-        "max_ms": round(ms[-1], 3) if ms else None,
-        "client_cpu_util": round(cli_cpu / wall, 3) if wall > 0 else None,
-        "server_cpu_util": round(srv_cpu / wall, 3) if wall > 0 else None,
-        "server_cpu_ms_per_op": round(srv_cpu * 1000 / (n_ops * per_doc), 3) if n_ops else None,
-        # the server's main thread runs the event loop (HTTP, MCP SDK, JSON/pydantic, anything not offloaded)
-        "server_main_thread_util": round(main_cpu / wall, 3) if wall > 0 else None,
-        "server_main_thread_ms_per_op": round(main_cpu * 1000 / (n_ops * per_doc), 3) if n_ops else None,
-        # cores used by everything else on the machine (other users' builds/tests): the noise indicator
-        "other_cpu_util": round(max(0.0, mach - srv_cpu - cli_cpu) / wall, 2) if wall > 0 else None,
-        "server_rss_mb": round(rss_kb / 1024, 1),
-        "client_cpu_ms_per_op": round(cli_cpu * 1000 / (n_ops * per_doc), 3) if n_ops else None,
-    })
+    result.update(
+        {
+            "errors": errors * per_doc if per_doc > 1 else errors,
+            "error_samples": error_samples,
+            "empty_results": empty,
+            "wall_s": round(wall, 4),
+            "throughput": round(n_ops * per_doc / wall, 2) if wall > 0 else None,
+            "p50_ms": round(pct(ms, 0.50), 3),
+            "p95_ms": round(pct(ms, 0.95), 3),
+            "p99_ms": round(pct(ms, 0.99), 3),
+            "mean_ms": round(sum(ms) / len(ms), 3) if ms else None,
+            "max_ms": round(ms[-1], 3) if ms else None,
+            "client_cpu_util": round(cli_cpu / wall, 3) if wall > 0 else None,
+            "server_cpu_util": round(srv_cpu / wall, 3) if wall > 0 else None,
+            "server_cpu_ms_per_op": round(srv_cpu * 1000 / (n_ops * per_doc), 3) if n_ops else None,
+            # the server's main thread runs the event loop (HTTP, MCP SDK, JSON/pydantic, anything not offloaded)
+            "server_main_thread_util": round(main_cpu / wall, 3) if wall > 0 else None,
+            "server_main_thread_ms_per_op": round(main_cpu * 1000 / (n_ops * per_doc), 3) if n_ops else None,
+            # cores used by everything else on the machine (other users' builds/tests): the noise indicator
+            "other_cpu_util": round(max(0.0, mach - srv_cpu - cli_cpu) / wall, 2) if wall > 0 else None,
+            "server_rss_mb": round(rss_kb / 1024, 1),
+            "client_cpu_ms_per_op": round(cli_cpu * 1000 / (n_ops * per_doc), 3) if n_ops else None,
+        }
+    )
     return result
 
 
@@ -694,8 +743,9 @@ async def wait_ready(server: RunningServer, timeout: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     while not port_open(server.port):
         if not server.alive():
-            raise BenchError(f"{server.spec.name} exited with {server.proc.returncode} before listening:\n"
-                             f"{server.log_tail()}")
+            raise BenchError(
+                f"{server.spec.name} exited with {server.proc.returncode} before listening:\n{server.log_tail()}"
+            )
         if time.perf_counter() > deadline:
             raise BenchError(f"{server.spec.name} did not listen within {timeout} s:\n{server.log_tail()}")
         await asyncio.sleep(0.005)
@@ -733,8 +783,9 @@ async def wait_ready(server: RunningServer, timeout: float) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001
                 last_err = _err_text(exc)
                 await asyncio.sleep(0.01)
-        raise BenchError(f"{server.spec.name}: no tools/list answer within {timeout} s ({last_err}):\n"
-                         f"{server.log_tail()}")
+        raise BenchError(
+            f"{server.spec.name}: no tools/list answer within {timeout} s ({last_err}):\n{server.log_tail()}"
+        )
 
     await asyncio.gather(tools_list(), readyz())
     return out
@@ -768,23 +819,30 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
 # Leaves where a thread is blocked waiting, not working. py-spy's own idle detection does not hold on
 # this machine (a thread woken but waiting for a CPU shows as active), so such samples are dropped here.
 IDLE_LEAVES = (
-    "Condition.wait (threading.py", "Event.wait (threading.py", "Thread._wait_for_tstate_lock (threading.py",
-    "Queue.get (queue.py", "_worker (concurrent/futures/thread.py", "EpollSelector.select (selectors.py",
-    "select (selectors.py", "sleep (", "Semaphore.acquire (threading.py", "Lock.acquire (",
+    "Condition.wait (threading.py",
+    "Event.wait (threading.py",
+    "Thread._wait_for_tstate_lock (threading.py",
+    "Queue.get (queue.py",
+    "_worker (concurrent/futures/thread.py",
+    "EpollSelector.select (selectors.py",
+    "select (selectors.py",
+    "sleep (",
+    "Semaphore.acquire (threading.py",
+    "Lock.acquire (",
 )
 
 
 def _frame_file(frame: str) -> str:
     # py-spy raw frame: "function (path/to/file.py:123)"
     lp = frame.rfind(" (")
-    return frame[lp + 2:-1] if lp >= 0 and frame.endswith(")") else frame
+    return frame[lp + 2 : -1] if lp >= 0 and frame.endswith(")") else frame
 
 
 def _short_frame(frame: str) -> str:
     lp = frame.rfind(" (")
     if lp < 0:
         return frame
-    func, loc = frame[:lp], frame[lp + 2:-1]
+    func, loc = frame[:lp], frame[lp + 2 : -1]
     path = loc.rsplit(":", 1)[0]
     for marker in ("site-packages/", "lib/python3.12/", "src/"):
         if marker in path:
@@ -834,22 +892,42 @@ def summarize_profile(raw_path: Path, top: int = 10) -> dict[str, Any]:
         tc[cat] = tc.get(cat, 0) + n
 
     def topn(d: dict[str, int], k: int = top) -> list[dict[str, Any]]:
-        return [{"item": key, "samples": v, "pct": round(100 * v / busy, 1) if busy else 0.0}
-                for key, v in sorted(d.items(), key=lambda kv: -kv[1])[:k]]
+        return [
+            {"item": key, "samples": v, "pct": round(100 * v / busy, 1) if busy else 0.0}
+            for key, v in sorted(d.items(), key=lambda kv: -kv[1])[:k]
+        ]
 
-    return {"total_samples": total, "busy_samples": busy,
-            "idle_pct": round(100 * (total - busy) / total, 1) if total else 0.0,
-            "categories": topn(cats), "self": topn(selfs), "threads": topn(threads, 20),
-            "per_thread_categories": {t: topn(c, 12) for t, c in per_thread_cats.items()}}
+    return {
+        "total_samples": total,
+        "busy_samples": busy,
+        "idle_pct": round(100 * (total - busy) / total, 1) if total else 0.0,
+        "categories": topn(cats),
+        "self": topn(selfs),
+        "threads": topn(threads, 20),
+        "per_thread_categories": {t: topn(c, 12) for t, c in per_thread_cats.items()},
+    }
 
 
-async def profile_server(server: RunningServer, ops: list[tuple[str, Any]], clients: int, out_dir: Path,
-                         rate: int, top_n_weighted: int = 10) -> dict[str, Any]:
+async def profile_server(
+    server: RunningServer, ops: list[tuple[str, Any]], clients: int, out_dir: Path, rate: int, top_n_weighted: int = 10
+) -> dict[str, Any]:
     pyspy = ensure_pyspy()
     raw = out_dir / f"profile-{server.spec.name}.txt"
     raw.unlink(missing_ok=True)
-    cmd = [str(pyspy), "record", "--pid", str(server.proc.pid), "--format", "raw", "--rate", str(rate),
-           "--subprocesses", "--threads", "--output", str(raw)]
+    cmd = [
+        str(pyspy),
+        "record",
+        "--pid",
+        str(server.proc.pid),
+        "--format",
+        "raw",
+        "--rate",
+        str(rate),
+        "--subprocesses",
+        "--threads",
+        "--output",
+        str(raw),
+    ]
     spy_log = out_dir / f"profile-{server.spec.name}.pyspy.log"
     with open(spy_log, "wb") as lf:
         spy = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -879,10 +957,15 @@ async def profile_server(server: RunningServer, ops: list[tuple[str, Any]], clie
     total, main = phase.get("server_cpu_util") or 0.0, phase.get("server_main_thread_util") or 0.0
     main_cats = summary["per_thread_categories"].get("MainThread (event loop)", [])
     main_samples = sum(c["samples"] for c in main_cats) or 1
-    weighted = [{"item": "embedding: worker thread + onnxruntime native threads (non-main threads)",
-                 "cores": round(max(0.0, total - main), 3)}]
-    weighted += [{"item": f"event loop: {c['item']}", "cores": round(main * c["samples"] / main_samples, 3)}
-                 for c in main_cats]
+    weighted = [
+        {
+            "item": "embedding: worker thread + onnxruntime native threads (non-main threads)",
+            "cores": round(max(0.0, total - main), 3),
+        }
+    ]
+    weighted += [
+        {"item": f"event loop: {c['item']}", "cores": round(main * c["samples"] / main_samples, 3)} for c in main_cats
+    ]
     weighted.sort(key=lambda r: -r["cores"])
     for r in weighted:
         r["pct"] = round(100 * r["cores"] / total, 1) if total else 0.0
@@ -918,10 +1001,12 @@ def find_ops(queries: list[str]) -> list[tuple[str, Any]]:
 async def bench_server(make_spec: Any, plan: Plan, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     """Benchmark one server: a fresh process per protocol era (legacy first, the primary one)."""
     spec0: ServerSpec = make_spec(free_port())
-    res: dict[str, Any] = {"name": spec0.name, "argv": spec0.argv, "url": spec0.url, "phases": [],
-                           "instances": []}
-    res["env"] = {k: spec0.env[k] for k in sorted(spec0.env)
-                  if k.startswith(("QDRANT_", "FASTMCP_", "MCP_", "OTEL_", "COLLECTION", "FASTEMBED", "HF_"))}
+    res: dict[str, Any] = {"name": spec0.name, "argv": spec0.argv, "url": spec0.url, "phases": [], "instances": []}
+    res["env"] = {
+        k: spec0.env[k]
+        for k in sorted(spec0.env)
+        if k.startswith(("QDRANT_", "FASTMCP_", "MCP_", "OTEL_", "COLLECTION", "FASTEMBED", "HF_"))
+    }
     res["versions"] = pkg_versions(spec0.python, VERSION_PKGS)
     if spec0.name == "ours":
         res["source"] = source_fingerprint()
@@ -929,11 +1014,13 @@ async def bench_server(make_spec: Any, plan: Plan, args: argparse.Namespace, out
 
     def add(phase: dict[str, Any]) -> None:
         res["phases"].append(phase)
-        log(f"  {spec0.name:8s} {phase['mode']:10s} {phase['phase']:18s} c={phase['clients']} n={phase['n']} "
+        log(
+            f"  {spec0.name:8s} {phase['mode']:10s} {phase['phase']:18s} c={phase['clients']} n={phase['n']} "
             f"err={phase['errors']} p50={phase.get('p50_ms')}ms p99={phase.get('p99_ms')}ms "
             f"thr={phase.get('throughput')}/s cli_cpu={phase.get('client_cpu_util')} "
             f"srv_cpu={phase.get('server_cpu_util')} main={phase.get('server_main_thread_util')} "
-            f"other={phase.get('other_cpu_util')}")
+            f"other={phase.get('other_cpu_util')}"
+        )
 
     for idx, mode in enumerate(spec0.modes):
         spec = spec0 if idx == 0 else make_spec(free_port())
@@ -958,15 +1045,38 @@ async def bench_server(make_spec: Any, plan: Plan, args: argparse.Namespace, out
             warm_q = gen_queries(plan.seed, lbl("warmup"), plan.warmup, used_queries)
             add(await run_phase(server, mode, lbl("warmup"), 1, store_ops(warm_docs) + find_ops(warm_q)))
             # the same documents in every instance, so each era searches an identical collection
-            add(await run_phase(server, mode, lbl("store_c1"), 1,
-                                store_ops(gen_documents(plan.seed, "store_c1", plan.n_stores))))
-            add(await run_phase(server, mode, lbl("find_c1"), 1,
-                                find_ops(gen_queries(plan.seed, lbl("find_c1"), plan.m_finds, used_queries))))
-            add(await run_phase(server, mode, lbl(f"store_c{plan.high}"), plan.high,
-                                store_ops(gen_documents(plan.seed, f"store_c{plan.high}", plan.n_stores))))
-            add(await run_phase(server, mode, lbl(f"find_c{plan.high}"), plan.high,
-                                find_ops(gen_queries(plan.seed, lbl(f"find_c{plan.high}"), plan.m_finds,
-                                                     used_queries))))
+            add(
+                await run_phase(
+                    server, mode, lbl("store_c1"), 1, store_ops(gen_documents(plan.seed, "store_c1", plan.n_stores))
+                )
+            )
+            add(
+                await run_phase(
+                    server,
+                    mode,
+                    lbl("find_c1"),
+                    1,
+                    find_ops(gen_queries(plan.seed, lbl("find_c1"), plan.m_finds, used_queries)),
+                )
+            )
+            add(
+                await run_phase(
+                    server,
+                    mode,
+                    lbl(f"store_c{plan.high}"),
+                    plan.high,
+                    store_ops(gen_documents(plan.seed, f"store_c{plan.high}", plan.n_stores)),
+                )
+            )
+            add(
+                await run_phase(
+                    server,
+                    mode,
+                    lbl(f"find_c{plan.high}"),
+                    plan.high,
+                    find_ops(gen_queries(plan.seed, lbl(f"find_c{plan.high}"), plan.m_finds, used_queries)),
+                )
+            )
             if primary and args.profile:
                 q = gen_queries(plan.seed, "profile", plan.profile_finds, used_queries)
                 log(f"  profiling {spec.name} under {plan.high}-client finds ({len(q)} queries) with py-spy ...")
@@ -974,16 +1084,28 @@ async def bench_server(make_spec: Any, plan: Plan, args: argparse.Namespace, out
                 add(res["profile"]["phase"])
             if primary and "qdrant-store-many" in tools and plan.many:
                 docs = gen_documents(plan.seed, "store_many", plan.many)
-                add(await run_phase(server, mode, "store_many", 1, [("qdrant-store-many", {"entries": docs})],
-                                    call_timeout=600, phase_timeout=900, per_doc=plan.many))
+                add(
+                    await run_phase(
+                        server,
+                        mode,
+                        "store_many",
+                        1,
+                        [("qdrant-store-many", {"entries": docs})],
+                        call_timeout=600,
+                        phase_timeout=900,
+                        per_doc=plan.many,
+                    )
+                )
             rss, hwm = tree_rss_kb(server.proc.pid)
             inst["rss_mb"] = round(rss / 1024, 1)
             inst["hwm_mb"] = round(hwm / 1024, 1)
             inst["threads"] = tree_threads(server.proc.pid)
             inst["processes"] = len(proc_tree(server.proc.pid))
             inst["sigterm"] = server.sigterm(10.0)
-            log(f"  {spec.name} ({mode}) rss={inst['rss_mb']} MB hwm={inst['hwm_mb']} MB "
-                f"threads={inst['threads']} sigterm={inst['sigterm']}")
+            log(
+                f"  {spec.name} ({mode}) rss={inst['rss_mb']} MB hwm={inst['hwm_mb']} MB "
+                f"threads={inst['threads']} sigterm={inst['sigterm']}"
+            )
         except BenchError as exc:
             inst["fatal"] = str(exc)
             log(f"  {spec.name} ({mode}) FAILED: {exc}")
@@ -1042,13 +1164,29 @@ def build_targets(off: dict | None, ours: dict | None, plan: Plan, quick: bool) 
     rows = []
 
     def add(metric, o, u, target, ok, unit="", ratio_v=None, note=""):
-        rows.append({"metric": metric, "official": o, "ours": u, "ratio": ratio_v, "target": target,
-                     "met": ok, "unit": unit, "note": note})
+        rows.append(
+            {
+                "metric": metric,
+                "official": o,
+                "ours": u,
+                "ratio": ratio_v,
+                "target": target,
+                "met": ok,
+                "unit": unit,
+                "note": note,
+            }
+        )
 
     o_r = (off or {}).get("startup", {}).get("ready_s")
     u_r = (ours or {}).get("startup", {}).get("ready_s")
-    add("ready: spawn → first tools/list (s)", o_r, u_r, "≤ 1.0 s", None if u_r is None else u_r <= 1.0,
-        ratio_v=ratio(u_r, o_r))
+    add(
+        "ready: spawn → first tools/list (s)",
+        o_r,
+        u_r,
+        "≤ 1.0 s",
+        None if u_r is None else u_r <= 1.0,
+        ratio_v=ratio(u_r, o_r),
+    )
     u_rz = (ours or {}).get("startup", {}).get("readyz_s")
     add("ready: spawn → /readyz 200 (s)", None, u_rz, "", None)
     for ph in ("noop_c1", f"noop_c{h}"):
@@ -1072,50 +1210,73 @@ def build_targets(off: dict | None, ours: dict | None, plan: Plan, quick: bool) 
         add(f"{ph.split('_')[0]} p50 @{h} (ms)", o, u, "", None, ratio_v=ratio(u, o))
     for ph in ("store_c1", "find_c1", f"store_c{h}", f"find_c{h}"):
         o, u = val(off, ph, "server_cpu_ms_per_op"), val(ours, ph, "server_cpu_ms_per_op")
-        add(f"server CPU per op, {ph.replace('_c', ' @')} (ms; less noisy than wall time)", o, u, "", None,
-            ratio_v=ratio(u, o))
+        add(
+            f"server CPU per op, {ph.replace('_c', ' @')} (ms; less noisy than wall time)",
+            o,
+            u,
+            "",
+            None,
+            ratio_v=ratio(u, o),
+        )
     o, u = val(off, f"find_c{h}", "server_main_thread_util"), val(ours, f"find_c{h}", "server_main_thread_util")
     add(f"server main-thread (event loop) CPU share during find @{h} (cores)", o, u, "", None)
     sm = phase_of(ours, "store_many")
     u = sm.get("throughput") if sm else None
     o = val(off, f"store_c{h}", "throughput")
-    add(f"store-many {plan.many} docs in 1 call (docs/s)", None, u, "≥ 150 docs/s",
-        None if u is None else u >= 150.0, ratio_v=ratio(u, o),
-        note=f"ratio is vs official store throughput @{h}" + ("; quick run, target is for 1000 docs" if quick else ""))
+    add(
+        f"store-many {plan.many} docs in 1 call (docs/s)",
+        None,
+        u,
+        "≥ 150 docs/s",
+        None if u is None else u >= 150.0,
+        ratio_v=ratio(u, o),
+        note=f"ratio is vs official store throughput @{h}" + ("; quick run, target is for 1000 docs" if quick else ""),
+    )
     o_m, u_m = (off or {}).get("rss_mb"), (ours or {}).get("rss_mb")
     o_i, u_i = (off or {}).get("startup", {}).get("rss_ready_mb"), (ours or {}).get("startup", {}).get("rss_ready_mb")
     add("RSS right after ready, idle (MB)", o_i, u_i, "", None, ratio_v=ratio(u_i, o_i))
-    add("RSS after run, incl. children (MB)", o_m, u_m, "≤ 250 MB", None if u_m is None else u_m <= 250.0,
-        ratio_v=ratio(u_m, o_m))
+    add(
+        "RSS after run, incl. children (MB)",
+        o_m,
+        u_m,
+        "≤ 250 MB",
+        None if u_m is None else u_m <= 250.0,
+        ratio_v=ratio(u_m, o_m),
+    )
     o_s = (off or {}).get("sigterm", {}).get("returncode")
     u_sig = (ours or {}).get("sigterm")
     u_s = u_sig.get("returncode") if u_sig else None
     add("exit status on SIGTERM (≤10 s)", o_s, u_s, "0", None if not u_sig else u_s == 0)
-    add("shutdown time after SIGTERM (s)", (off or {}).get("sigterm", {}).get("shutdown_s"),
-        (u_sig or {}).get("shutdown_s"), "", None)
+    add(
+        "shutdown time after SIGTERM (s)",
+        (off or {}).get("sigterm", {}).get("shutdown_s"),
+        (u_sig or {}).get("shutdown_s"),
+        "",
+        None,
+    )
     o_e, u_e = (off or {}).get("errors"), (ours or {}).get("errors")
     add("errors (all phases)", o_e, u_e, "0", None if ours is None else u_e == 0)
     return rows
 
 
 def md_targets(rows: list[dict[str, Any]], have_off: bool, have_ours: bool) -> str:
-    out = ["| metric | official | ours | ours/official | target | check |",
-           "|---|---:|---:|---:|---|---|"]
+    out = ["| metric | official | ours | ours/official | target | check |", "|---|---:|---:|---:|---|---|"]
     for r in rows:
         check = "" if r["met"] is None else ("met" if r["met"] else "**not met**")
         if r["target"] and r["met"] is None:
             check = "n/a"
         tgt = r["target"]
         metric = r["metric"] + (f" — {r['note']}" if r["note"] else "")
-        out.append(f"| {metric} | {fmt(r['official'])} | {fmt(r['ours'])} | {fmt(r['ratio'])} | "
-                   f"{tgt} | {check} |")
+        out.append(f"| {metric} | {fmt(r['official'])} | {fmt(r['ours'])} | {fmt(r['ratio'])} | {tgt} | {check} |")
     return "\n".join(out)
 
 
 def md_phases(results: list[dict[str, Any]]) -> str:
-    out = ["| server | mode | phase | clients | n | errors | p50 ms | p95 ms | p99 ms | max ms | ops/s | "
-           "client CPU | client CPU ms/op | server CPU | server CPU ms/op | server main thread | other load | RSS MB |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| server | mode | phase | clients | n | errors | p50 ms | p95 ms | p99 ms | max ms | ops/s | "
+        "client CPU | client CPU ms/op | server CPU | server CPU ms/op | server main thread | other load | RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for res in results:
         for p in res.get("phases", []):
             out.append(
@@ -1127,25 +1288,32 @@ def md_phases(results: list[dict[str, Any]]) -> str:
                 f"{fmt(100 * p['server_cpu_util'], 0) + '%' if p.get('server_cpu_util') is not None else '—'} | "
                 f"{fmt(p.get('server_cpu_ms_per_op'))} | "
                 f"{fmt(100 * p['server_main_thread_util'], 0) + '%' if p.get('server_main_thread_util') is not None else '—'} | "
-                f"{fmt(p.get('other_cpu_util'))} | {fmt(p.get('server_rss_mb'), 0)} |")
+                f"{fmt(p.get('other_cpu_util'))} | {fmt(p.get('server_rss_mb'), 0)} |"
+            )
     return "\n".join(out)
 
 
 def md_compare(off: dict, ours: dict) -> str:
-    out = ["| phase | official p50 | ours p50 | p50 ratio | official p99 | ours p99 | p99 ratio | "
-           "official ops/s | ours ops/s | ops/s ratio |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| phase | official p50 | ours p50 | p50 ratio | official p99 | ours p99 | p99 ratio | "
+        "official ops/s | ours ops/s | ops/s ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     rows = [(p, phase_of(ours, p["phase"]), p["phase"]) for p in off.get("phases", [])]
-    rows += [(p, phase_of(ours, p["phase"] + "_modern"), p["phase"] + " (ours in 2026-07-28 era)")
-             for p in off.get("phases", [])]
+    rows += [
+        (p, phase_of(ours, p["phase"] + "_modern"), p["phase"] + " (ours in 2026-07-28 era)")
+        for p in off.get("phases", [])
+    ]
     for p, q, label in rows:
         if not q:
             continue
-        out.append(f"| {label} | {fmt(p.get('p50_ms'))} | {fmt(q.get('p50_ms'))} | "
-                   f"{fmt(ratio(q.get('p50_ms'), p.get('p50_ms')))} | {fmt(p.get('p99_ms'))} | "
-                   f"{fmt(q.get('p99_ms'))} | {fmt(ratio(q.get('p99_ms'), p.get('p99_ms')))} | "
-                   f"{fmt(p.get('throughput'), 1)} | {fmt(q.get('throughput'), 1)} | "
-                   f"{fmt(ratio(q.get('throughput'), p.get('throughput')))} |")
+        out.append(
+            f"| {label} | {fmt(p.get('p50_ms'))} | {fmt(q.get('p50_ms'))} | "
+            f"{fmt(ratio(q.get('p50_ms'), p.get('p50_ms')))} | {fmt(p.get('p99_ms'))} | "
+            f"{fmt(q.get('p99_ms'))} | {fmt(ratio(q.get('p99_ms'), p.get('p99_ms')))} | "
+            f"{fmt(p.get('throughput'), 1)} | {fmt(q.get('throughput'), 1)} | "
+            f"{fmt(ratio(q.get('throughput'), p.get('throughput')))} |"
+        )
     return "\n".join(out)
 
 
@@ -1154,31 +1322,50 @@ def md_profile(res: dict[str, Any]) -> str:
     if not prof:
         return ""
     ph = prof["phase"]
-    lines = [f"#### Profile: {res['name']} under {ph['clients']}-client finds",
-             "",
-             f"py-spy at {prof.get('rate')} Hz: {prof['total_samples']} samples over all Python threads, "
-             f"{prof['idle_pct']} % of them blocked waiting (dropped); shares below are of the "
-             f"{prof['busy_samples']} busy samples. Native threads of onnxruntime are invisible to py-spy: "
-             "their time shows as the Python thread sitting in `Session.run`. During the profiled phase: "
-             f"{fmt(ph.get('throughput'), 1)} finds/s (slowed by sampling), server CPU "
-             f"{fmt(ph.get('server_cpu_util'))} cores of which main thread {fmt(ph.get('server_main_thread_util'))}, "
-             f"other load {fmt(ph.get('other_cpu_util'))} cores. Raw stacks: `{prof['raw_path']}`.",
-             "", "**Where the server's CPU goes** (top 10; /proc CPU per thread, the event loop's share split by its "
-             "py-spy samples):", "", "| # | item | cores | % of server CPU |", "|---:|---|---:|---:|"]
+    lines = [
+        f"#### Profile: {res['name']} under {ph['clients']}-client finds",
+        "",
+        f"py-spy at {prof.get('rate')} Hz: {prof['total_samples']} samples over all Python threads, "
+        f"{prof['idle_pct']} % of them blocked waiting (dropped); shares below are of the "
+        f"{prof['busy_samples']} busy samples. Native threads of onnxruntime are invisible to py-spy: "
+        "their time shows as the Python thread sitting in `Session.run`. During the profiled phase: "
+        f"{fmt(ph.get('throughput'), 1)} finds/s (slowed by sampling), server CPU "
+        f"{fmt(ph.get('server_cpu_util'))} cores of which main thread {fmt(ph.get('server_main_thread_util'))}, "
+        f"other load {fmt(ph.get('other_cpu_util'))} cores. Raw stacks: `{prof['raw_path']}`.",
+        "",
+        "**Where the server's CPU goes** (top 10; /proc CPU per thread, the event loop's share split by its "
+        "py-spy samples):",
+        "",
+        "| # | item | cores | % of server CPU |",
+        "|---:|---|---:|---:|",
+    ]
     for i, c in enumerate(prof.get("cpu_weighted", []), 1):
         lines.append(f"| {i} | {c['item']} | {fmt(c['cores'])} | {c['pct']} |")
-    lines += ["", "py-spy busy samples (wall-clock, all Python threads), each attributed to the innermost recognised "
-              "library:", "",
-             "| # | category | % busy samples |", "|---:|---|---:|"]
+    lines += [
+        "",
+        "py-spy busy samples (wall-clock, all Python threads), each attributed to the innermost recognised library:",
+        "",
+        "| # | category | % busy samples |",
+        "|---:|---|---:|",
+    ]
     for i, c in enumerate(prof["categories"], 1):
         lines.append(f"| {i} | {c['item']} | {c['pct']} |")
     lines += ["", "Top self (leaf) functions:", "", "| # | function (file) | % busy samples |", "|---:|---|---:|"]
     for i, c in enumerate(prof["self"], 1):
         lines.append(f"| {i} | `{c['item']}` | {c['pct']} |")
-    lines += ["", "By thread: " + "; ".join(
-        f"{t['item']} {t['pct']} % (" + ", ".join(f"{c['item'].split(' (')[0]} {round(100 * c['samples'] / max(1, t['samples']))} %"
-                                               for c in prof["per_thread_categories"].get(t["item"], [])[:4]) + ")"
-        for t in prof["threads"][:4])]
+    lines += [
+        "",
+        "By thread: "
+        + "; ".join(
+            f"{t['item']} {t['pct']} % ("
+            + ", ".join(
+                f"{c['item'].split(' (')[0]} {round(100 * c['samples'] / max(1, t['samples']))} %"
+                for c in prof["per_thread_categories"].get(t["item"], [])[:4]
+            )
+            + ")"
+            for t in prof["threads"][:4]
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -1186,40 +1373,69 @@ def render(report: dict[str, Any]) -> str:
     results = [r for r in (report["servers"].get("official"), report["servers"].get("ours")) if r]
     off, ours = report["servers"].get("official"), report["servers"].get("ours")
     m = report["meta"]
-    parts = [f"## qdrant-mcp benchmark ({'quick' if m['quick'] else 'full'}) — {m['started']}", "",
-             f"Machine: {m['cpus']} CPUs, load average before run {m['loadavg_before']}, after {m['loadavg_after']}. "
-             f"Workload: N={m['plan']['n_stores']} stores, M={m['plan']['m_finds']} finds per phase, "
-             f"clients 1 and {m['plan']['high']}, store-many {m['plan']['many']} docs, seed {m['plan']['seed']}. "
-             + (f"Client: mcp {m['client_versions'].get('mcp')} SDK `Client`" if m.get("client", "sdk") == "sdk"
-                else "Client: raw httpx JSON-RPC (`--client raw`, not the SDK)")
-             + " (in-process asyncio, one session per client), "
-             "streamable HTTP on 127.0.0.1, `QDRANT_URL=:memory:`, model "
-             f"{MODEL} from `{m['model_cache']}`.", ""]
+    parts = [
+        f"## qdrant-mcp benchmark ({'quick' if m['quick'] else 'full'}) — {m['started']}",
+        "",
+        f"Machine: {m['cpus']} CPUs, load average before run {m['loadavg_before']}, after {m['loadavg_after']}. "
+        f"Workload: N={m['plan']['n_stores']} stores, M={m['plan']['m_finds']} finds per phase, "
+        f"clients 1 and {m['plan']['high']}, store-many {m['plan']['many']} docs, seed {m['plan']['seed']}. "
+        + (
+            f"Client: mcp {m['client_versions'].get('mcp')} SDK `Client`"
+            if m.get("client", "sdk") == "sdk"
+            else "Client: raw httpx JSON-RPC (`--client raw`, not the SDK)"
+        )
+        + " (in-process asyncio, one session per client), "
+        "streamable HTTP on 127.0.0.1, `QDRANT_URL=:memory:`, model "
+        f"{MODEL} from `{m['model_cache']}`.",
+        "",
+    ]
     for r in results:
         v = r.get("versions", {})
         src = r.get("source")
-        parts.append(f"- **{r['name']}**: `{' '.join(r['argv'])}` — " +
-                     ", ".join(f"{k} {v[k]}" for k in VERSION_PKGS if k in v) +
-                     (f"; server/src sha256 {src['server_src_sha256']} (git HEAD {src.get('git_head')}, newest file "
-                      f"{src['newest_mtime']})" if src else ""))
+        parts.append(
+            f"- **{r['name']}**: `{' '.join(r['argv'])}` — "
+            + ", ".join(f"{k} {v[k]}" for k in VERSION_PKGS if k in v)
+            + (
+                f"; server/src sha256 {src['server_src_sha256']} (git HEAD {src.get('git_head')}, newest file "
+                f"{src['newest_mtime']})"
+                if src
+                else ""
+            )
+        )
         if r.get("fatal"):
             parts.append(f"  - **FAILED**: {r['fatal'].splitlines()[0]}")
-    parts += ["", "### Summary and targets", "", md_targets(report["targets"], bool(off), bool(ours)), "",
-              "### Phases", "", md_phases(results), ""]
+    parts += [
+        "",
+        "### Summary and targets",
+        "",
+        md_targets(report["targets"], bool(off), bool(ours)),
+        "",
+        "### Phases",
+        "",
+        md_phases(results),
+        "",
+    ]
     if off and ours:
-        parts += ["### Ours / official per phase (latency ratio < 1 and throughput ratio > 1 favour ours)", "",
-                  md_compare(off, ours), ""]
+        parts += [
+            "### Ours / official per phase (latency ratio < 1 and throughput ratio > 1 favour ours)",
+            "",
+            md_compare(off, ours),
+            "",
+        ]
     for r in results:
         for p in r.get("phases", []):
             if p.get("error_samples"):
                 parts.append(f"- errors in {r['name']} {p['phase']}: " + "; ".join(p["error_samples"][:3]))
-    sat = [(r["name"], p["phase"]) for r in results for p in r.get("phases", [])
-           if (p.get("client_cpu_util") or 0) >= 0.85]
+    sat = [
+        (r["name"], p["phase"]) for r in results for p in r.get("phases", []) if (p.get("client_cpu_util") or 0) >= 0.85
+    ]
     parts.append("")
     if sat:
-        parts.append("**Client harness saturated a core (client CPU ≥ 85 %) in: " +
-                     ", ".join(f"{n}/{p}" for n, p in sat) +
-                     "** — on 2 cores it competes with the server, so those throughputs are a lower bound.")
+        parts.append(
+            "**Client harness saturated a core (client CPU ≥ 85 %) in: "
+            + ", ".join(f"{n}/{p}" for n, p in sat)
+            + "** — on 2 cores it competes with the server, so those throughputs are a lower bound."
+        )
     else:
         parts.append("Client harness stayed below 85 % of one core in every phase.")
     for r in results:
@@ -1246,17 +1462,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--no-modern", action="store_true", help=f"skip the {MODERN} era phases for ours")
     ap.add_argument("--order", default="official,ours", help="server order (default official,ours)")
-    ap.add_argument("--profile", action="store_true",
-                    help="after the measured phases, profile each server with py-spy under the high-client finds")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the measured phases, profile each server with py-spy under the high-client finds",
+    )
     ap.add_argument("--profile-finds", type=int, help="finds in the profiled phase (default 2000, quick 200)")
     ap.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
-    ap.add_argument("--client", choices=["sdk", "raw"], default="sdk",
-                    help="sdk: the mcp 2.3.0 Client (default); raw: a minimal httpx JSON-RPC client "
-                         "(legacy only) to cross-check how much the SDK client's CPU weighs")
-    ap.add_argument("--ours-env", action="append", default=[], metavar="K=V",
-                    help="extra env for our server only, e.g. EMBEDDING_THREADS=1 (repeatable; for experiments)")
+    ap.add_argument(
+        "--client",
+        choices=["sdk", "raw"],
+        default="sdk",
+        help="sdk: the mcp 2.3.0 Client (default); raw: a minimal httpx JSON-RPC client "
+        "(legacy only) to cross-check how much the SDK client's CPU weighs",
+    )
+    ap.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra env for our server only, e.g. EMBEDDING_THREADS=1 (repeatable; for experiments)",
+    )
     ap.add_argument("--ready-timeout", type=float, default=120.0)
-    ap.add_argument("--ours-python", default=os.environ.get("BENCH_OURS_PYTHON", str(REPO / ".venv" / "bin" / "python")))
+    ap.add_argument(
+        "--ours-python", default=os.environ.get("BENCH_OURS_PYTHON", str(REPO / ".venv" / "bin" / "python"))
+    )
     return ap.parse_args(argv)
 
 
@@ -1279,12 +1509,20 @@ async def amain(args: argparse.Namespace) -> int:
     out_dir = json_out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    report: dict[str, Any] = {"meta": {
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": q, "cpus": os.cpu_count(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()], "plan": dataclasses.asdict(plan),
-        "python": platform.python_version(), "argv": sys.argv,
-        "client_versions": {n: importlib.metadata.version(n) for n in ("mcp", "httpx")}, "client": args.client,
-    }, "servers": {}}
+    report: dict[str, Any] = {
+        "meta": {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "quick": q,
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+            "plan": dataclasses.asdict(plan),
+            "python": platform.python_version(),
+            "argv": sys.argv,
+            "client_versions": {n: importlib.metadata.version(n) for n in ("mcp", "httpx")},
+            "client": args.client,
+        },
+        "servers": {},
+    }
 
     model_cache = resolve_model_cache()
     report["meta"]["model_cache"] = str(model_cache)
@@ -1303,8 +1541,9 @@ async def amain(args: argparse.Namespace) -> int:
             if not Path(args.ours_python).exists():
                 raise BenchError(f"{args.ours_python} not found (set --ours-python or BENCH_OURS_PYTHON)")
             modern = not args.no_modern and args.client == "sdk"
-            specs.append(lambda port, modern=modern: ours_spec(args.ours_python, model_cache, port, modern,
-                                                   args.ours_env))
+            specs.append(
+                lambda port, modern=modern: ours_spec(args.ours_python, model_cache, port, modern, args.ours_env)
+            )
         else:
             raise BenchError(f"unknown server {name!r} in --order")
 

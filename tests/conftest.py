@@ -32,7 +32,9 @@ def offline_model() -> Path:
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def start(env: dict[str, str] | None = None, args: tuple[str, ...] = (), wait: str | None = "/readyz") -> ServerProcess:
+    def start(
+        env: dict[str, str] | None = None, args: tuple[str, ...] = (), wait: str | None = "/readyz"
+    ) -> ServerProcess:
         server = spawn_server(tmp_path, env, args, wait)
         started.append(server)
         return server

@@ -20,7 +20,10 @@ def test_quick_benchmark_runs_both_servers_without_errors(tmp_path: Path) -> Non
     out = tmp_path / "quick.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--json-out", str(out)],
-        capture_output=True, text=True, timeout=900, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())

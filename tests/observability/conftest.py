@@ -91,23 +91,41 @@ def live(tmp_path_factory) -> LiveStack:
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_SDK_DISABLED": "false",
     }
-    for key in ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE", "QDRANT_LOCAL_PATH", "COLLECTION_NAME", "MCP_AUTH_TOKEN",
-                "MCP_AUTH_TOKEN_FILE", "OTEL_CONFIG_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    for key in (
+        "QDRANT_API_KEY",
+        "QDRANT_API_KEY_FILE",
+        "QDRANT_LOCAL_PATH",
+        "COLLECTION_NAME",
+        "MCP_AUTH_TOKEN",
+        "MCP_AUTH_TOKEN_FILE",
+        "OTEL_CONFIG_FILE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ):
         env[key] = None
     server = spawn_server(tmp, env, wait=None)
     prom_proc = None
     try:
         wait_for(server, "/readyz", timeout=90)
         metrics_url = f"http://127.0.0.1:{exporter_port}/metrics"
-        wait_until(lambda: http_get(metrics_url)[0] == 200, 20, f"OTel Prometheus exporter at {metrics_url}",
-                   server.process, server.log_path)
+        wait_until(
+            lambda: http_get(metrics_url)[0] == 200,
+            20,
+            f"OTel Prometheus exporter at {metrics_url}",
+            server.process,
+            server.log_path,
+        )
 
         # Job name = service.name, as the OTLP path into Prometheus 3 produces it.
         prom_dir = tmp / "prom"
         prom_dir.mkdir()
         prom_proc, prom, prom_log = start_prometheus(prom_dir, {SERVICE_NAME: f"127.0.0.1:{exporter_port}"})
-        wait_until(lambda: finite_values(prom.series(f'up{{job="{SERVICE_NAME}"}} == 1')), 20,
-                   "Prometheus scraping the server", prom_proc, prom_log)
+        wait_until(
+            lambda: finite_values(prom.series(f'up{{job="{SERVICE_NAME}"}} == 1')),
+            20,
+            "Prometheus scraping the server",
+            prom_proc,
+            prom_log,
+        )
 
         # Two waves of traffic a few scrapes apart, so every counter *increases* between
         # scrapes and rate()/histogram_quantile() have real values (a series' first sample

@@ -180,8 +180,12 @@ SERVER_INSTRUMENTS = [
     ("mcp.server.operation.duration", "s", "histogram", ("mcp.method.name", "gen_ai.tool.name", "error.type")),
     ("qdrant_mcp.embedding.duration", "s", "histogram", ("gen_ai.request.model",)),
     ("qdrant_mcp.embedding.batch_size", "{text}", "histogram", ("gen_ai.request.model",)),
-    ("db.client.operation.duration", "s", "histogram",
-     ("db.system.name", "db.operation.name", "db.collection.name", "error.type")),
+    (
+        "db.client.operation.duration",
+        "s",
+        "histogram",
+        ("db.system.name", "db.operation.name", "db.collection.name", "error.type"),
+    ),
     ("qdrant_mcp.points.stored", "{point}", "counter", ("db.collection.name",)),
     ("qdrant_mcp.hits.returned", "{hit}", "counter", ("db.collection.name",)),
     ("process.memory.usage", "By", "gauge", ()),
@@ -190,11 +194,34 @@ SERVER_INSTRUMENTS = [
 
 # prometheus/otlptranslator (used by Prometheus 3's OTLP receiver), strategy
 # UnderscoreEscapingWithSuffixes: metric_namer.go normalizeName + unit_namer.go.
-_UNIT = {"d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-         "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes",
-         "GiBy": "gibibytes", "TiBy": "tibibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes",
-         "TBy": "terabytes", "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts",
-         "g": "grams", "Cel": "celsius", "Hz": "hertz", "1": "", "%": "percent"}
+_UNIT = {
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "TiBy": "tibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "1": "",
+    "%": "percent",
+}
 _PER_UNIT = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
 
 
@@ -257,25 +284,59 @@ def expected_series_names() -> dict[str, set[str]]:
 # Qdrant's documented /metrics names (qdrant.tech "Monitoring & Telemetry", v1.16+ tables, and
 # src/common/metrics.rs). Histograms also give _bucket/_sum/_count.
 QDRANT_METRICS = {
-    "app_info", "app_status_recovery_mode",
-    "collections_total", "collections_vector_total", "collections_full_total", "collections_aggregated_total",
-    "collection_points", "collection_vectors", "collection_indexed_only_excluded_points",
-    "collection_active_replicas_min", "collection_active_replicas_max", "collection_dead_replicas",
-    "collection_running_optimizations", "collection_update_queue_length",
-    "collection_hardware_metric_cpu", "collection_hardware_metric_io_read", "collection_hardware_metric_io_write",
-    "rest_responses_total", "rest_responses_fail_total", "rest_responses_avg_duration_seconds",
-    "rest_responses_min_duration_seconds", "rest_responses_max_duration_seconds",
-    "grpc_responses_total", "grpc_responses_fail_total", "grpc_responses_avg_duration_seconds",
-    "grpc_responses_min_duration_seconds", "grpc_responses_max_duration_seconds",
-    "memory_active_bytes", "memory_allocated_bytes", "memory_metadata_bytes", "memory_resident_bytes",
+    "app_info",
+    "app_status_recovery_mode",
+    "collections_total",
+    "collections_vector_total",
+    "collections_full_total",
+    "collections_aggregated_total",
+    "collection_points",
+    "collection_vectors",
+    "collection_indexed_only_excluded_points",
+    "collection_active_replicas_min",
+    "collection_active_replicas_max",
+    "collection_dead_replicas",
+    "collection_running_optimizations",
+    "collection_update_queue_length",
+    "collection_hardware_metric_cpu",
+    "collection_hardware_metric_io_read",
+    "collection_hardware_metric_io_write",
+    "rest_responses_total",
+    "rest_responses_fail_total",
+    "rest_responses_avg_duration_seconds",
+    "rest_responses_min_duration_seconds",
+    "rest_responses_max_duration_seconds",
+    "grpc_responses_total",
+    "grpc_responses_fail_total",
+    "grpc_responses_avg_duration_seconds",
+    "grpc_responses_min_duration_seconds",
+    "grpc_responses_max_duration_seconds",
+    "memory_active_bytes",
+    "memory_allocated_bytes",
+    "memory_metadata_bytes",
+    "memory_resident_bytes",
     "memory_retained_bytes",
-    "process_threads", "process_open_fds", "process_max_fds", "process_open_mmaps", "process_total_mmaps",
-    "process_minor_page_faults", "process_major_page_faults",
-    "snapshot_creation_running", "snapshot_recovery_running", "snapshot_created_total",
-    "cluster_enabled", "cluster_peers_total", "cluster_term", "cluster_commit", "cluster_pending_operations_total",
+    "process_threads",
+    "process_open_fds",
+    "process_max_fds",
+    "process_open_mmaps",
+    "process_total_mmaps",
+    "process_minor_page_faults",
+    "process_major_page_faults",
+    "snapshot_creation_running",
+    "snapshot_recovery_running",
+    "snapshot_created_total",
+    "cluster_enabled",
+    "cluster_peers_total",
+    "cluster_term",
+    "cluster_commit",
+    "cluster_pending_operations_total",
     "cluster_voter",
-} | {f"{h}_{s}" for h in ("rest_responses_duration_seconds", "grpc_responses_duration_seconds")
-     for s in ("bucket", "sum", "count")}
+} | {
+    f"{h}_{s}"
+    for h in ("rest_responses_duration_seconds", "grpc_responses_duration_seconds")
+    for s in ("bucket", "sum", "count")
+}
 
 
 # ----------------------------------------------------------------------------- dashboards
@@ -285,8 +346,14 @@ PROVISIONED_UIDS = {"prometheus", "tempo", "loki"}
 
 # What Grafana substitutes at query time; the values suit the live fixture (a few seconds of
 # 1 s scrapes, all within the last minute).
-GRAFANA_BUILTINS = {"__rate_interval": "1m", "__interval": "5s", "__range": "5m", "__range_s": "300",
-                    "__interval_ms": "5000", "__range_ms": "300000"}
+GRAFANA_BUILTINS = {
+    "__rate_interval": "1m",
+    "__interval": "5s",
+    "__range": "5m",
+    "__range_s": "300",
+    "__interval_ms": "5000",
+    "__range_ms": "300000",
+}
 
 
 def load_dashboards() -> dict[str, dict]:
@@ -340,21 +407,36 @@ def prometheus_targets(dashboard: dict) -> list[tuple[str, str, dict]]:
     return out
 
 
-_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or",
-                 "unless", "inf", "nan", "le", "atan2"}
+_PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+    "le",
+    "atan2",
+}
 
 
 def promql_metric_names(expr: str) -> set[str]:
     """Metric names referenced by a PromQL expression (good enough for our dashboards)."""
     import re
 
-    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)            # string literals
-    e = re.sub(r"\{[^}]*\}", "", e)                          # label matchers
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    e = re.sub(r"\{[^}]*\}", "", e)  # label matchers
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
-    e = re.sub(r"\[[^\]]*\]", "", e)                         # range selectors
+    e = re.sub(r"\[[^\]]*\]", "", e)  # range selectors
     names = set()
     for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", e):
-        word, rest = m.group(0), e[m.end():].lstrip()
+        word, rest = m.group(0), e[m.end() :].lstrip()
         if rest.startswith("(") or word in _PROMQL_WORDS:
             continue
         if re.fullmatch(r"\d+(e\d+)?", word):

@@ -15,8 +15,13 @@ SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
 
 # Renamed or removed component types. Bare `otlp` is still fine as a *receiver*.
 DEPRECATED = {
-    "exporters": {"otlp": "otlp_grpc", "otlphttp": "otlp_http", "logging": "debug",
-                  "loki": "otlp_http (Loki native OTLP)", "spanmetrics": "span_metrics connector"},
+    "exporters": {
+        "otlp": "otlp_grpc",
+        "otlphttp": "otlp_http",
+        "logging": "debug",
+        "loki": "otlp_http (Loki native OTLP)",
+        "spanmetrics": "span_metrics connector",
+    },
     "processors": {"resourcedetection": "resource_detection", "spanmetrics": "span_metrics connector"},
     "connectors": {"spanmetrics": "span_metrics"},
     "receivers": {"hostmetrics": "host_metrics"},
@@ -187,13 +192,19 @@ def test_compose_mounts_our_files(compose):
     svc = compose["services"]
     # service -> (our file, the path the process reads: its config flag, else the image default)
     expect = {
-        "otel-collector": ("otel/collector/config.yaml",
-                           _config_flag(svc["otel-collector"], ("--config",), "/etc/otelcol-contrib/config.yaml")),
-        "prometheus": ("otel/prometheus/prometheus.yaml",
-                       _config_flag(svc["prometheus"], ("--config.file",), "/etc/prometheus/prometheus.yml")),
+        "otel-collector": (
+            "otel/collector/config.yaml",
+            _config_flag(svc["otel-collector"], ("--config",), "/etc/otelcol-contrib/config.yaml"),
+        ),
+        "prometheus": (
+            "otel/prometheus/prometheus.yaml",
+            _config_flag(svc["prometheus"], ("--config.file",), "/etc/prometheus/prometheus.yml"),
+        ),
         "tempo": ("otel/tempo/tempo.yaml", _config_flag(svc["tempo"], ("-config.file", "--config.file"), "")),
-        "loki": ("otel/loki/loki.yaml",
-                 _config_flag(svc["loki"], ("-config.file", "--config.file"), "/etc/loki/local-config.yaml")),
+        "loki": (
+            "otel/loki/loki.yaml",
+            _config_flag(svc["loki"], ("-config.file", "--config.file"), "/etc/loki/local-config.yaml"),
+        ),
     }
     for name, (source, target) in expect.items():
         assert target, f"{name}: no config file flag"

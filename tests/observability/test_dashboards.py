@@ -114,15 +114,24 @@ def test_qdrant_dashboard_uses_documented_qdrant_metrics():
         unknown = names - QDRANT_METRICS
         assert not unknown, f"{title}: {sorted(unknown)} are not Qdrant /metrics names"
         seen |= names
-    for needed in ("collections_total", "collection_points", "rest_responses_total",
-                   "rest_responses_duration_seconds_bucket", "grpc_responses_total", "memory_resident_bytes",
-                   "memory_allocated_bytes", "app_info"):
+    for needed in (
+        "collections_total",
+        "collection_points",
+        "rest_responses_total",
+        "rest_responses_duration_seconds_bucket",
+        "grpc_responses_total",
+        "memory_resident_bytes",
+        "memory_allocated_bytes",
+        "app_info",
+    ):
         assert needed in seen, f"Qdrant dashboard should show {needed}"
 
 
 def test_mcp_dashboard_links_to_traces_and_logs():
     d = DASHBOARDS[MCP]
-    tempo = [t for p in all_panels(d) for t in p.get("targets", []) if (t.get("datasource") or {}).get("uid") == "tempo"]
+    tempo = [
+        t for p in all_panels(d) for t in p.get("targets", []) if (t.get("datasource") or {}).get("uid") == "tempo"
+    ]
     assert tempo, "no Tempo traces panel"
     assert any(f'resource.service.name="{SERVICE_NAME}"' in t["query"] for t in tempo)
     loki = [t for p in all_panels(d) for t in p.get("targets", []) if (t.get("datasource") or {}).get("uid") == "loki"]
@@ -154,11 +163,16 @@ def test_mcp_dashboard_variables_have_values(live):
 
 
 def test_tool_call_series_look_right(live):
-    tools = {s["metric"].get("gen_ai_tool_name") for s in live.prom.series(
-        'sum by (gen_ai_tool_name) (mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call"})')}
+    tools = {
+        s["metric"].get("gen_ai_tool_name")
+        for s in live.prom.series(
+            'sum by (gen_ai_tool_name) (mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call"})'
+        )
+    }
     assert {"qdrant-store", "qdrant-find"} <= tools
     errors = live.prom.series(
-        'sum by (gen_ai_tool_name, error_type) (mcp_server_operation_duration_seconds_count{error_type!=""})')
+        'sum by (gen_ai_tool_name, error_type) (mcp_server_operation_duration_seconds_count{error_type!=""})'
+    )
     assert any(s["metric"].get("gen_ai_tool_name") == "qdrant-find" for s in errors), errors
     stored = finite_values(live.prom.series('sum(qdrant_mcp_points_stored_total{db_collection_name="obs-test"})'))
     assert stored and stored[0] >= 4
@@ -166,6 +180,9 @@ def test_tool_call_series_look_right(live):
     assert hits and hits[0] >= 1
     # Durations are in seconds: a tools/call takes well under 10 s, and the histogram must
     # resolve sub-second latencies (i.e. use second-scale bucket boundaries).
-    p50 = finite_values(live.prom.series(
-        'histogram_quantile(0.5, sum by (le) (mcp_server_operation_duration_seconds_bucket{mcp_method_name="tools/call"}))'))
+    p50 = finite_values(
+        live.prom.series(
+            'histogram_quantile(0.5, sum by (le) (mcp_server_operation_duration_seconds_bucket{mcp_method_name="tools/call"}))'
+        )
+    )
     assert p50 and p50[0] < 2.5, f"p50 {p50}: histogram buckets are not second-scale"

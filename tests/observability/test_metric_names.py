@@ -84,8 +84,12 @@ def test_running_server_exports_the_contract(live):
         extra = seen[series] - labels - {"otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
         assert not extra, f"{series} has labels outside the contract: {extra}"
     # The failing call carries error.type; successful ones do not.
-    fams = {s.name: s for f in text_string_to_metric_families(body.decode()) for s in f.samples
-            if s.name == "mcp_server_operation_duration_seconds_count" and s.labels.get("error_type")}
+    fams = {
+        s.name: s
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+        if s.name == "mcp_server_operation_duration_seconds_count" and s.labels.get("error_type")
+    }
     assert fams, "no mcp_server_operation_duration_seconds_count sample with error_type (the failing call)"
 
 
@@ -125,13 +129,24 @@ def otlp_metrics(tmp_path_factory) -> list:
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
     tmp = tmp_path_factory.mktemp("otlp")
-    env = {"OTEL_SERVICE_NAME": SERVICE_NAME,
-           "OTEL_METRICS_EXPORTER": "otlp", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-           "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
-           "OTEL_METRIC_EXPORT_INTERVAL": "500"}
-    for key in ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE", "COLLECTION_NAME", "MCP_AUTH_TOKEN", "MCP_AUTH_TOKEN_FILE",
-                "OTEL_CONFIG_FILE", "OTEL_SDK_DISABLED"):
+    env = {
+        "OTEL_SERVICE_NAME": SERVICE_NAME,
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    for key in (
+        "QDRANT_API_KEY",
+        "QDRANT_API_KEY_FILE",
+        "COLLECTION_NAME",
+        "MCP_AUTH_TOKEN",
+        "MCP_AUTH_TOKEN_FILE",
+        "OTEL_CONFIG_FILE",
+        "OTEL_SDK_DISABLED",
+    ):
         env[key] = None
     server = spawn_server(tmp, env, wait=None)
     try:
@@ -163,7 +178,10 @@ def _otlp_series(requests: list) -> tuple[dict[str, set[str]], list[str]]:
                         points, prom_kind = m.gauge.data_points, "gauge"
                     elif kind == "histogram":
                         points, prom_kind = m.histogram.data_points, "histogram"
-                        if m.histogram.aggregation_temporality != AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE:
+                        if (
+                            m.histogram.aggregation_temporality
+                            != AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+                        ):
                             problems.append(f"{m.name}: delta temporality (Prometheus rejects it)")
                     else:
                         problems.append(f"{m.name}: {kind} (exponential histograms have no _bucket series)")

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.anyio
 ERAS = ["legacy", "auto"]  # 2025-11-25 sessions; 2026-07-28 stateless (auto discovers it)
 
 INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -32,8 +34,14 @@ async def call(client: Client, tool: str, arguments: dict[str, Any]) -> Any:
 async def test_tools_are_typed_structured_and_annotated(shared_server: ServerProcess, mode: str) -> None:
     async with Client(shared_server.mcp_url, mode=mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == {"qdrant-store", "qdrant-store-many", "qdrant-find", "qdrant-delete",
-                          "qdrant-list-collections", "qdrant-collection-info"}
+    assert set(tools) == {
+        "qdrant-store",
+        "qdrant-store-many",
+        "qdrant-find",
+        "qdrant-delete",
+        "qdrant-list-collections",
+        "qdrant-collection-info",
+    }
     for tool in tools.values():
         assert tool.output_schema is not None and tool.annotations is not None and tool.description
     find = tools["qdrant-find"].input_schema
@@ -54,20 +62,35 @@ async def test_tools_are_typed_structured_and_annotated(shared_server: ServerPro
 async def test_store_find_delete_round_trip(shared_server: ServerProcess, mode: str) -> None:
     collection = f"roundtrip-{mode}"
     async with Client(shared_server.mcp_url, mode=mode) as client:
-        stored = await call(client, "qdrant-store", {
-            "information": "Ada Lovelace wrote the first published computer program.",
-            "metadata": {"person": "ada"}, "collection_name": collection,
-        })
-        many = await call(client, "qdrant-store-many", {"collection_name": collection, "entries": [
-            {"information": "Grace Hopper popularised machine-independent programming languages."},
-            {"information": "Sourdough needs a long fermentation.", "metadata": '{"topic": "food"}'},
-        ]})
+        stored = await call(
+            client,
+            "qdrant-store",
+            {
+                "information": "Ada Lovelace wrote the first published computer program.",
+                "metadata": {"person": "ada"},
+                "collection_name": collection,
+            },
+        )
+        many = await call(
+            client,
+            "qdrant-store-many",
+            {
+                "collection_name": collection,
+                "entries": [
+                    {"information": "Grace Hopper popularised machine-independent programming languages."},
+                    {"information": "Sourdough needs a long fermentation.", "metadata": '{"topic": "food"}'},
+                ],
+            },
+        )
         assert len(many["ids"]) == 2
-        found = await call(client, "qdrant-find", {"query": "who wrote the first program", "collection_name": collection})
+        found = await call(
+            client, "qdrant-find", {"query": "who wrote the first program", "collection_name": collection}
+        )
         assert found["collection_exists"] and found["hits"][0]["id"] == stored["id"]
         assert found["hits"][0]["metadata"] == {"person": "ada"} and 0 < found["hits"][0]["score"] <= 1
-        limited = await call(client, "qdrant-find", {"query": "bread", "collection_name": collection, "limit": 1,
-                                                     "score_threshold": 0.3})
+        limited = await call(
+            client, "qdrant-find", {"query": "bread", "collection_name": collection, "limit": 1, "score_threshold": 0.3}
+        )
         assert [hit["metadata"] for hit in limited["hits"]] == [{"topic": "food"}]
         listed = await call(client, "qdrant-list-collections", {})
         assert collection in listed["collections"]
@@ -76,7 +99,9 @@ async def test_store_find_delete_round_trip(shared_server: ServerProcess, mode: 
         assert info["vectors"] == [{"name": "fast-all-minilm-l6-v2", "size": 384, "distance": "Cosine"}]
         deleted = await call(client, "qdrant-delete", {"collection_name": collection, "ids": [stored["id"]]})
         assert deleted["deleted"] == 1
-        deleted = await call(client, "qdrant-delete", {"collection_name": collection, "metadata_match": {"topic": "food"}})
+        deleted = await call(
+            client, "qdrant-delete", {"collection_name": collection, "metadata_match": {"topic": "food"}}
+        )
         assert deleted["deleted"] == 1
         info = await call(client, "qdrant-collection-info", {"collection_name": collection})
         assert info["points_count"] == 1
@@ -98,8 +123,12 @@ async def test_missing_collection_is_an_empty_result_that_says_so(shared_server:
     async with Client(shared_server.mcp_url) as client:
         result = await client.call_tool("qdrant-find", {"query": "anything", "collection_name": "never-created"})
     assert not result.is_error
-    assert result.structured_content == {"collection": "never-created", "query": "anything",
-                                         "collection_exists": False, "hits": []}
+    assert result.structured_content == {
+        "collection": "never-created",
+        "query": "anything",
+        "collection_exists": False,
+        "hits": [],
+    }
     assert "does not exist" in result.content[0].text  # type: ignore[union-attr]
 
 

@@ -22,11 +22,13 @@ from support import ServerProcess
 pytestmark = pytest.mark.anyio
 Start = Callable[..., ServerProcess]
 TOKEN = "test-token-0123456789abcdef"
-FILTERABLE = json.dumps([
-    {"name": "topic", "description": "The topic", "field_type": "keyword", "condition": "==", "required": False},
-    {"name": "year", "description": "Not before this year", "field_type": "integer", "condition": ">="},
-    {"name": "tags", "description": "Any of these tags", "field_type": "keyword", "condition": "any"},
-])
+FILTERABLE = json.dumps(
+    [
+        {"name": "topic", "description": "The topic", "field_type": "keyword", "condition": "==", "required": False},
+        {"name": "year", "description": "Not before this year", "field_type": "integer", "condition": ">="},
+        {"name": "tags", "description": "Any of these tags", "field_type": "keyword", "condition": "any"},
+    ]
+)
 
 
 async def tool_names(url: str) -> set[str]:
@@ -61,11 +63,25 @@ async def test_filterable_fields_become_typed_parameters(start_server: Start) ->
         assert properties["year"]["anyOf"][0]["type"] == "integer"
         assert properties["tags"]["anyOf"][0]["type"] == "array"
         assert "query_filter" not in properties
-        await client.call_tool("qdrant-store-many", {"entries": [
-            {"information": "quarterly planning notes", "metadata": {"topic": "work", "year": 2024, "tags": ["plan"]}},
-            {"information": "holiday planning notes", "metadata": {"topic": "travel", "year": 2025, "tags": ["trip"]}},
-            {"information": "old planning notes", "metadata": {"topic": "work", "year": 2019, "tags": ["plan"]}},
-        ]})
+        await client.call_tool(
+            "qdrant-store-many",
+            {
+                "entries": [
+                    {
+                        "information": "quarterly planning notes",
+                        "metadata": {"topic": "work", "year": 2024, "tags": ["plan"]},
+                    },
+                    {
+                        "information": "holiday planning notes",
+                        "metadata": {"topic": "travel", "year": 2025, "tags": ["trip"]},
+                    },
+                    {
+                        "information": "old planning notes",
+                        "metadata": {"topic": "work", "year": 2019, "tags": ["plan"]},
+                    },
+                ]
+            },
+        )
 
         async def documents(**filters: object) -> list[str]:
             result = await client.call_tool("qdrant-find", {"query": "planning", **filters})
@@ -82,10 +98,15 @@ async def test_filterable_fields_become_typed_parameters(start_server: Start) ->
 async def test_arbitrary_filter_only_when_allowed(start_server: Start) -> None:
     server = start_server({"QDRANT_ALLOW_ARBITRARY_FILTER": "true", "COLLECTION_NAME": "raw"})
     async with Client(server.mcp_url) as client:
-        await client.call_tool("qdrant-store-many", {"entries": [
-            {"information": "red apple", "metadata": {"color": "red"}},
-            {"information": "green apple", "metadata": {"color": "green"}},
-        ]})
+        await client.call_tool(
+            "qdrant-store-many",
+            {
+                "entries": [
+                    {"information": "red apple", "metadata": {"color": "red"}},
+                    {"information": "green apple", "metadata": {"color": "green"}},
+                ]
+            },
+        )
         flt = {"must": [{"key": "metadata.color", "match": {"value": "green"}}]}
         result = await client.call_tool("qdrant-find", {"query": "apple", "query_filter": flt})
         assert [h["document"] for h in result.structured_content["hits"]] == ["green apple"]  # type: ignore[index]
@@ -165,8 +186,10 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_zero(start_server: Sta
 
 async def test_stdio_transport(tmp_path: Path) -> None:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "qdrant_mcp", "--transport", "stdio"],
-        env={**os.environ, "QDRANT_URL": ":memory:"}, cwd=str(tmp_path),
+        command=sys.executable,
+        args=["-m", "qdrant_mcp", "--transport", "stdio"],
+        env={**os.environ, "QDRANT_URL": ":memory:"},
+        cwd=str(tmp_path),
     )
     async with Client(params) as client:
         await client.call_tool("qdrant-store", {"information": "stdio works", "collection_name": "s"})

@@ -12,9 +12,18 @@ from pydantic import ValidationError
 from qdrant_mcp.settings import Settings, default_local_path
 
 OFFICIAL_NAMES = [
-    "QDRANT_URL", "QDRANT_API_KEY", "COLLECTION_NAME", "QDRANT_LOCAL_PATH", "EMBEDDING_PROVIDER", "EMBEDDING_MODEL",
-    "TOOL_STORE_DESCRIPTION", "TOOL_FIND_DESCRIPTION", "QDRANT_SEARCH_LIMIT", "QDRANT_READ_ONLY",
-    "QDRANT_ALLOW_ARBITRARY_FILTER", "FILTERABLE_FIELDS",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+    "COLLECTION_NAME",
+    "QDRANT_LOCAL_PATH",
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_MODEL",
+    "TOOL_STORE_DESCRIPTION",
+    "TOOL_FIND_DESCRIPTION",
+    "QDRANT_SEARCH_LIMIT",
+    "QDRANT_READ_ONLY",
+    "QDRANT_ALLOW_ARBITRARY_FILTER",
+    "FILTERABLE_FIELDS",
 ]
 
 
@@ -22,8 +31,19 @@ OFFICIAL_NAMES = [
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """A clean environment and a cwd without .env."""
     monkeypatch.chdir(tmp_path)
-    for name in [*OFFICIAL_NAMES, "MCP_TRANSPORT", "MCP_HOST", "MCP_PORT", "MCP_AUTH_TOKEN", "FASTMCP_SERVER_HOST",
-                 "FASTMCP_HOST", "FASTMCP_SERVER_PORT", "FASTMCP_PORT", "LOG_LEVEL", "MCP_ALLOWED_HOSTS"]:
+    for name in [
+        *OFFICIAL_NAMES,
+        "MCP_TRANSPORT",
+        "MCP_HOST",
+        "MCP_PORT",
+        "MCP_AUTH_TOKEN",
+        "FASTMCP_SERVER_HOST",
+        "FASTMCP_HOST",
+        "FASTMCP_SERVER_PORT",
+        "FASTMCP_PORT",
+        "LOG_LEVEL",
+        "MCP_ALLOWED_HOSTS",
+    ]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -40,10 +60,16 @@ def test_defaults_match_the_official_server(env: pytest.MonkeyPatch) -> None:
 
 def test_every_official_variable_is_read(env: pytest.MonkeyPatch) -> None:
     values = {
-        "QDRANT_URL": "http://qdrant:6333/", "QDRANT_API_KEY": "key", "COLLECTION_NAME": "memories",
-        "EMBEDDING_PROVIDER": "fastembed", "EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5",
-        "TOOL_STORE_DESCRIPTION": "store it", "TOOL_FIND_DESCRIPTION": "find it", "QDRANT_SEARCH_LIMIT": "7",
-        "QDRANT_READ_ONLY": "true", "QDRANT_ALLOW_ARBITRARY_FILTER": "1",
+        "QDRANT_URL": "http://qdrant:6333/",
+        "QDRANT_API_KEY": "key",
+        "COLLECTION_NAME": "memories",
+        "EMBEDDING_PROVIDER": "fastembed",
+        "EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5",
+        "TOOL_STORE_DESCRIPTION": "store it",
+        "TOOL_FIND_DESCRIPTION": "find it",
+        "QDRANT_SEARCH_LIMIT": "7",
+        "QDRANT_READ_ONLY": "true",
+        "QDRANT_ALLOW_ARBITRARY_FILTER": "1",
         "FILTERABLE_FIELDS": '[{"name": "topic", "description": "t", "field_type": "keyword", "condition": "=="}]',
     }
     for name, value in values.items():
@@ -103,8 +129,10 @@ def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ({"MCP_TRANSPORT": "websocket"}, "MCP_TRANSPORT"),
         ({"MCP_PORT": "70000"}, "MCP_PORT"),
         ({"FILTERABLE_FIELDS": "[{]"}, "FILTERABLE_FIELDS"),
-        ({"FILTERABLE_FIELDS": '[{"name": "n", "description": "d", "field_type": "float", "condition": "any"}]'},
-         "FILTERABLE_FIELDS"),
+        (
+            {"FILTERABLE_FIELDS": '[{"name": "n", "description": "d", "field_type": "float", "condition": "any"}]'},
+            "FILTERABLE_FIELDS",
+        ),
         ({"QDRANT_URL": "http://q:6333", "QDRANT_LOCAL_PATH": "/data"}, "QDRANT_LOCAL_PATH"),
         ({"MCP_AUTH_TOKEN": "short"}, "MCP_AUTH_TOKEN"),
         ({"MCP_AUTH_TOKEN_FILE": "/nonexistent/token"}, "MCP_AUTH_TOKEN_FILE"),
@@ -116,8 +144,12 @@ def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: d
 
     env = {key: value for key, value in os.environ.items() if key not in OFFICIAL_NAMES}
     result = subprocess.run(
-        [sys.executable, "-m", "qdrant_mcp"], env={**env, **variables}, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "qdrant_mcp"],
+        env={**env, **variables},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -184,7 +184,9 @@ async def test_a_collection_in_the_official_layout_is_found(store: QdrantStore, 
     await client.upsert(
         "official",
         points=[
-            models.PointStruct(id=uuid.uuid4().hex, vector={"fast-all-minilm-l6-v2": v}, payload={"document": d, "metadata": None})
+            models.PointStruct(
+                id=uuid.uuid4().hex, vector={"fast-all-minilm-l6-v2": v}, payload={"document": d, "metadata": None}
+            )
             for d, v in zip(DOCUMENTS, vectors, strict=True)
         ],
     )
@@ -201,10 +203,14 @@ async def test_a_collection_in_the_official_layout_is_found(store: QdrantStore, 
 @pytest.mark.parametrize(
     ("vectors_config", "message"),
     [
-        ({"fast-bge-small-en-v1.5": models.VectorParams(size=384, distance=models.Distance.COSINE)},
-         "no vector named 'fast-all-minilm-l6-v2'.*fast-bge-small-en-v1.5"),
-        ({"fast-all-minilm-l6-v2": models.VectorParams(size=768, distance=models.Distance.COSINE)},
-         "size 768.*size 384"),
+        (
+            {"fast-bge-small-en-v1.5": models.VectorParams(size=384, distance=models.Distance.COSINE)},
+            "no vector named 'fast-all-minilm-l6-v2'.*fast-bge-small-en-v1.5",
+        ),
+        (
+            {"fast-all-minilm-l6-v2": models.VectorParams(size=768, distance=models.Distance.COSINE)},
+            "size 768.*size 384",
+        ),
         (models.VectorParams(size=384, distance=models.Distance.COSINE), "<unnamed> \\(size 384\\)"),
     ],
 )
@@ -238,8 +244,10 @@ async def test_payload_indexes_are_ensured_on_existing_collections(embedder: Fas
 
 
 async def test_filters(store: QdrantStore) -> None:
-    entries = [Entry(f"note {i} about the project", {"topic": t, "year": y}) for i, (t, y) in
-               enumerate([("work", 2023), ("home", 2024), ("work", 2025), ("travel", 2025)])]
+    entries = [
+        Entry(f"note {i} about the project", {"topic": t, "year": y})
+        for i, (t, y) in enumerate([("work", 2023), ("home", 2024), ("work", 2025), ("travel", 2025)])
+    ]
     await store.store("filtered", entries)
     fields = [
         FilterableField(name="topic", description="t", field_type="keyword", condition="=="),

@@ -118,7 +118,18 @@ def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
     }
     start = time.monotonic()
     proc = run(
-        ["docker", "compose", "-f", "compose.yaml", "-p", f"stackbuild-{RUN_ID}", "build", "--progress", "plain", "mcp-server"],
+        [
+            "docker",
+            "compose",
+            "-f",
+            "compose.yaml",
+            "-p",
+            f"stackbuild-{RUN_ID}",
+            "build",
+            "--progress",
+            "plain",
+            "mcp-server",
+        ],
         timeout=1200,
         env=env,
     )
@@ -144,9 +155,9 @@ def inspector_cli() -> list[str]:
     """The MCP Inspector CLI that `scripts/bootstrap --tests` installs and exports as MCP_INSPECTOR."""
     cli = os.environ.get("MCP_INSPECTOR")
     if not cli:
-        pytest.fail("MCP_INSPECTOR is not set: run `eval \"$(scripts/bootstrap --tests)\"` (scripts/test does)")
+        pytest.fail('MCP_INSPECTOR is not set: run `eval "$(scripts/bootstrap --tests)"` (scripts/test does)')
     if not Path(cli).exists():
-        pytest.fail(f"MCP_INSPECTOR={cli} does not exist: run `eval \"$(scripts/bootstrap --tests)\"` again")
+        pytest.fail(f'MCP_INSPECTOR={cli} does not exist: run `eval "$(scripts/bootstrap --tests)"` again')
     return [cli]
 
 

@@ -61,7 +61,11 @@ def inspector(cli: list[str], url: str, *args: str, token: str | None = None, ti
     if token:
         cmd += ["--header", f"Authorization: Bearer {token}"]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
         env={**os.environ, "MCP_AUTO_OPEN_ENABLED": "false", "NO_COLOR": "1"},
     )
     try:

@@ -50,8 +50,18 @@ def project(server_image: str, model_cache: Path, secrets_dir: Path) -> Iterator
 
 def test_up_wait_healthy(project: Project) -> None:
     start = time.monotonic()
-    project.compose("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never",
-                    "mcp-server", timeout=UP_TIMEOUT_S + 60)
+    project.compose(
+        "up",
+        "-d",
+        "--wait",
+        "--wait-timeout",
+        str(UP_TIMEOUT_S),
+        "--no-build",
+        "--pull",
+        "never",
+        "mcp-server",
+        timeout=UP_TIMEOUT_S + 60,
+    )
     took = round(time.monotonic() - start, 1)
     record("compose_up_to_healthy_s", took)
     ps = project.compose("ps", "--format", "{{.Service}} {{.Health}}").stdout.split("\n")
@@ -59,11 +69,21 @@ def test_up_wait_healthy(project: Project) -> None:
 
 
 def test_tool_call_through_published_port(project: Project, inspector_cli: list[str], auth_token: str) -> None:
-    code, body = inspector(inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-store",
-                           "--tool-arg", "information=stored through compose", token=auth_token)
+    code, body = inspector(
+        inspector_cli,
+        project.url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "qdrant-store",
+        "--tool-arg",
+        "information=stored through compose",
+        token=auth_token,
+    )
     assert code == 0, body
-    code, body = inspector(inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-list-collections",
-                           token=auth_token)
+    code, body = inspector(
+        inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-list-collections", token=auth_token
+    )
     assert code == 0, body
     assert "stack-test" in str(body), body
 
@@ -77,27 +97,79 @@ def test_demo_profile_seeds_through_mcp(project: Project) -> None:
 def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_token: str) -> None:
     """The embedded store lives in the mcp-data volume: it survives a container restart."""
     project.compose("restart", "mcp-server", timeout=120)
-    project.compose("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never",
-                    "mcp-server", timeout=UP_TIMEOUT_S + 60)
-    code, body = inspector(inspector_cli, project.url, "--method", "tools/call", "--tool-name", "qdrant-find",
-                           "--tool-arg", "query=stored through compose", token=auth_token)
+    project.compose(
+        "up",
+        "-d",
+        "--wait",
+        "--wait-timeout",
+        str(UP_TIMEOUT_S),
+        "--no-build",
+        "--pull",
+        "never",
+        "mcp-server",
+        timeout=UP_TIMEOUT_S + 60,
+    )
+    code, body = inspector(
+        inspector_cli,
+        project.url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "qdrant-find",
+        "--tool-arg",
+        "query=stored through compose",
+        token=auth_token,
+    )
     assert code == 0, body
     assert "stored through compose" in str(body), body
 
 
 def test_dev_override_runs_working_tree(server_image: str, model_cache: Path, secrets_dir: Path) -> None:
     """compose.override.yaml: the bind-mounted server/src is what runs (what `watch` restarts)."""
-    env = {"MCP_IMAGE": server_image, "MODEL_CACHE_DIR": str(model_cache), "SECRETS_DIR": str(secrets_dir),
-           "MCP_PUBLISH_PORT": str(free_port())}
+    env = {
+        "MCP_IMAGE": server_image,
+        "MODEL_CACHE_DIR": str(model_cache),
+        "SECRETS_DIR": str(secrets_dir),
+        "MCP_PUBLISH_PORT": str(free_port()),
+    }
     name = f"stackdev-{RUN_ID}".replace(".", "-")
-    base = ["docker", "compose", "-f", "compose.yaml", "-f", "compose.override.yaml", "-f", str(HERE / "compose.test.yaml"),
-            "-p", name]
+    base = [
+        "docker",
+        "compose",
+        "-f",
+        "compose.yaml",
+        "-f",
+        "compose.override.yaml",
+        "-f",
+        str(HERE / "compose.test.yaml"),
+        "-p",
+        name,
+    ]
     try:
-        run([*base, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never",
-             "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 60)
-        out = run([*base, "exec", "-T", "mcp-server", "python", "-c", "import qdrant_mcp; print(qdrant_mcp.__file__)"],
-                  env=env).stdout.strip()
+        run(
+            [
+                *base,
+                "up",
+                "-d",
+                "--wait",
+                "--wait-timeout",
+                str(UP_TIMEOUT_S),
+                "--no-build",
+                "--pull",
+                "never",
+                "mcp-server",
+            ],
+            env=env,
+            timeout=UP_TIMEOUT_S + 60,
+        )
+        out = run(
+            [*base, "exec", "-T", "mcp-server", "python", "-c", "import qdrant_mcp; print(qdrant_mcp.__file__)"],
+            env=env,
+        ).stdout.strip()
         assert out == "/app/src/qdrant_mcp/__init__.py", out
-        assert run(["docker", "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", f"{name}-mcp-server-1"]).stdout.strip() == "true"
+        assert (
+            run(["docker", "inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", f"{name}-mcp-server-1"]).stdout.strip()
+            == "true"
+        )
     finally:
         run([*base, "down", "-v", "--remove-orphans", "--timeout", "20"], env=env, check=False, timeout=120)

@@ -51,7 +51,11 @@ INIT = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "stack-test", "version": "0"}},
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "stack-test", "version": "0"},
+    },
 }
 
 
@@ -61,18 +65,35 @@ def container(server_image: str, model_cache: Path, auth_token: str) -> Iterator
     port = free_port()
     run(["docker", "rm", "-f", "-v", name], check=False)
     start = time.monotonic()
-    run([
-        "docker", "run", "-d", "--name", name,
-        "--read-only", "--tmpfs", "/tmp:size=64m",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
-        "--memory", "1g",
-        "-v", f"{model_cache}:/opt/models:ro",
-        "-p", f"127.0.0.1:{port}:8000",
-        "-e", f"MCP_AUTH_TOKEN={auth_token}",
-        "-e", "COLLECTION_NAME=image-test",
-        "-e", "OTEL_SDK_DISABLED=true",
-        server_image,
-    ])
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--read-only",
+            "--tmpfs",
+            "/tmp:size=64m",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges:true",
+            "--memory",
+            "1g",
+            "-v",
+            f"{model_cache}:/opt/models:ro",
+            "-p",
+            f"127.0.0.1:{port}:8000",
+            "-e",
+            f"MCP_AUTH_TOKEN={auth_token}",
+            "-e",
+            "COLLECTION_NAME=image-test",
+            "-e",
+            "OTEL_SDK_DISABLED=true",
+            server_image,
+        ]
+    )
     c = Container(name, port, auth_token)
     status = ""
     while time.monotonic() - start < HEALTHY_WITHIN_S:
@@ -101,19 +122,34 @@ def test_becomes_healthy(container: Container) -> None:
 
 
 def test_runs_as_fixed_non_root_user(container: Container, server_image: str) -> None:
-    assert run(["docker", "image", "inspect", "-f", "{{.Config.User}}", server_image]).stdout.strip() in (UID, f"{UID}:{UID}")
-    ids = run(["docker", "exec", container.name, "python", "-c", "import os; print(os.getuid(), os.getgid())"]).stdout.split()
+    assert run(["docker", "image", "inspect", "-f", "{{.Config.User}}", server_image]).stdout.strip() in (
+        UID,
+        f"{UID}:{UID}",
+    )
+    ids = run(
+        ["docker", "exec", container.name, "python", "-c", "import os; print(os.getuid(), os.getgid())"]
+    ).stdout.split()
     assert ids == [UID, UID]
 
 
 def test_read_only_root_filesystem(container: Container) -> None:
     assert container.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
-    probe = "import sys\ntry:\n open('/opt/venv/x','w')\nexcept OSError as e:\n print(e.errno)\n sys.exit(0)\nsys.exit(1)"
+    probe = (
+        "import sys\ntry:\n open('/opt/venv/x','w')\nexcept OSError as e:\n print(e.errno)\n sys.exit(0)\nsys.exit(1)"
+    )
     out = run(["docker", "exec", container.name, "python", "-c", probe]).stdout.strip()
     assert out in ("30", "13"), out  # EROFS (or EACCES: not writable either way)
     # ...and the writable paths it does need work: embedded Qdrant under /data, /tmp.
-    run(["docker", "exec", container.name, "python", "-c",
-         "import pathlib; assert any(pathlib.Path('/data').rglob('*')); open('/tmp/x','w').write('ok')"])
+    run(
+        [
+            "docker",
+            "exec",
+            container.name,
+            "python",
+            "-c",
+            "import pathlib; assert any(pathlib.Path('/data').rglob('*')); open('/tmp/x','w').write('ok')",
+        ]
+    )
 
 
 def test_image_metadata(server_image: str) -> None:
@@ -147,11 +183,29 @@ def test_inspector_lists_and_calls_tools(container: Container, inspector_cli: li
     names = {t["name"] for t in body["result"]["tools"]} if "result" in body else {t["name"] for t in body["tools"]}
     assert {"qdrant-store", "qdrant-find"} <= names, names
 
-    code, body = inspector(inspector_cli, container.url, "--method", "tools/call", "--tool-name", "qdrant-store",
-                           "--tool-arg", "information=the stack suite was here", token=container.token)
+    code, body = inspector(
+        inspector_cli,
+        container.url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "qdrant-store",
+        "--tool-arg",
+        "information=the stack suite was here",
+        token=container.token,
+    )
     assert code == 0, body
-    code, body = inspector(inspector_cli, container.url, "--method", "tools/call", "--tool-name", "qdrant-find",
-                           "--tool-arg", "query=who was here?", token=container.token)
+    code, body = inspector(
+        inspector_cli,
+        container.url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "qdrant-find",
+        "--tool-arg",
+        "query=who was here?",
+        token=container.token,
+    )
     assert code == 0, body
     assert "stack suite" in json.dumps(body), body
 
@@ -159,7 +213,9 @@ def test_inspector_lists_and_calls_tools(container: Container, inspector_cli: li
 def test_auth_required(container: Container) -> None:
     status, _ = container.request("POST", "/mcp", body=INIT)
     assert status == 401
-    status, _ = container.request("POST", "/mcp", body=INIT, headers={"Authorization": "Bearer wrong-token-wrong-token"})
+    status, _ = container.request(
+        "POST", "/mcp", body=INIT, headers={"Authorization": "Bearer wrong-token-wrong-token"}
+    )
     assert status == 401
     # Health needs no auth.
     assert container.request("GET", "/healthz")[0] == 200
@@ -197,7 +253,9 @@ def test_sigterm_stops_cleanly(container: Container) -> None:
 def test_bad_setting_exits_2(server_image: str) -> None:
     proc = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-e", "MCP_PORT=notaport", server_image],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2, proc
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

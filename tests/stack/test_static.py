@@ -42,7 +42,9 @@ def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.override.yaml")], ids=["base", "dev-override"])
+@pytest.mark.parametrize(
+    "files", [("compose.yaml",), ("compose.yaml", "compose.override.yaml")], ids=["base", "dev-override"]
+)
 def test_compose_config_valid(engine: None, env_file: Path, secrets_dir: Path, files: tuple[str, ...]) -> None:
     args = ["docker", "compose", "--env-file", str(env_file)]
     for f in files:
@@ -52,8 +54,10 @@ def test_compose_config_valid(engine: None, env_file: Path, secrets_dir: Path, f
 
 def test_compose_config_default_files(engine: None, env_file: Path, secrets_dir: Path) -> None:
     """Plain `docker compose config` (auto-loads the override) also resolves."""
-    run(["docker", "compose", "--env-file", str(env_file), *PROFILES, "config", "--quiet"],
-        env={"SECRETS_DIR": str(secrets_dir)})
+    run(
+        ["docker", "compose", "--env-file", str(env_file), *PROFILES, "config", "--quiet"],
+        env={"SECRETS_DIR": str(secrets_dir)},
+    )
 
 
 def test_compose_policies(engine: None, env_file: Path, secrets_dir: Path) -> None:

@@ -21,8 +21,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from support import ServerProcess, spawn_server
 
 pytestmark = pytest.mark.anyio
-DECODERS = {"/v1/traces": ExportTraceServiceRequest, "/v1/metrics": ExportMetricsServiceRequest,
-            "/v1/logs": ExportLogsServiceRequest}
+DECODERS = {
+    "/v1/traces": ExportTraceServiceRequest,
+    "/v1/metrics": ExportMetricsServiceRequest,
+    "/v1/logs": ExportLogsServiceRequest,
+}
 
 
 class Receiver(ThreadingHTTPServer):
@@ -71,39 +74,72 @@ def attributes(items: Any) -> dict[str, Any]:
 
 
 async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, tmp_path: Path) -> None:
-    server = spawn_server(tmp_path, {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_SERVICE_NAME": "qdrant-mcp-test", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=ci",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500", "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_BLRP_SCHEDULE_DELAY": "100",
-    })
+    server = spawn_server(
+        tmp_path,
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_SERVICE_NAME": "qdrant-mcp-test",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=ci",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_BLRP_SCHEDULE_DELAY": "100",
+        },
+    )
     try:
         async with Client(server.mcp_url, mode="legacy") as client:  # a 2025-11-25 session: mcp.session.id
             await client.call_tool("qdrant-store", {"information": "exported over OTLP", "collection_name": "otlp"})
             await client.call_tool("qdrant-find", {"query": "export", "collection_name": "otlp"})
     finally:
         assert server.terminate() == 0  # shutdown flushes what is buffered
-    spans = [span for request in receiver.received["/v1/traces"] for rs in request.resource_spans
-             for ss in rs.scope_spans for span in ss.spans]
+    spans = [
+        span
+        for request in receiver.received["/v1/traces"]
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
     resource = attributes(receiver.received["/v1/traces"][0].resource_spans[0].resource.attributes)
     assert resource["service.name"] == "qdrant-mcp-test" and resource["deployment.environment.name"] == "ci"
     assert resource["service.version"] and resource["service.instance.id"]
     names = {span.name for span in spans}
-    assert {"tools/call qdrant-find", "query_points otlp", "upsert otlp",
-            "embeddings sentence-transformers/all-MiniLM-L6-v2"} <= names
+    assert {
+        "tools/call qdrant-find",
+        "query_points otlp",
+        "upsert otlp",
+        "embeddings sentence-transformers/all-MiniLM-L6-v2",
+    } <= names
     find = next(s for s in spans if s.name == "tools/call qdrant-find")
     assert attributes(find.attributes)["client.address"] == "127.0.0.1"
     assert "mcp.session.id" in attributes(find.attributes)
     query = next(s for s in spans if s.name == "query_points otlp")
     assert query.parent_span_id == find.span_id and query.trace_id == find.trace_id
 
-    metric_names = {metric.name for request in receiver.received["/v1/metrics"] for rm in request.resource_metrics
-                    for sm in rm.scope_metrics for metric in sm.metrics}
-    assert {"mcp.server.operation.duration", "qdrant_mcp.embedding.duration", "qdrant_mcp.embedding.batch_size",
-            "db.client.operation.duration", "qdrant_mcp.points.stored", "qdrant_mcp.hits.returned",
-            "process.memory.usage", "process.cpu.time"} <= metric_names
+    metric_names = {
+        metric.name
+        for request in receiver.received["/v1/metrics"]
+        for rm in request.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    }
+    assert {
+        "mcp.server.operation.duration",
+        "qdrant_mcp.embedding.duration",
+        "qdrant_mcp.embedding.batch_size",
+        "db.client.operation.duration",
+        "qdrant_mcp.points.stored",
+        "qdrant_mcp.hits.returned",
+        "process.memory.usage",
+        "process.cpu.time",
+    } <= metric_names
 
-    records = [record for request in receiver.received["/v1/logs"] for rl in request.resource_logs
-               for sl in rl.scope_logs for record in sl.log_records]
+    records = [
+        record
+        for request in receiver.received["/v1/logs"]
+        for rl in request.resource_logs
+        for sl in rl.scope_logs
+        for record in sl.log_records
+    ]
     calls = [r for r in records if r.body.string_value == "tool call"]
     assert calls and all(len(r.trace_id) == 16 and len(r.span_id) == 8 for r in calls)
     assert {attributes(r.attributes)["tool"] for r in calls} == {"qdrant-store", "qdrant-find"}
@@ -129,15 +165,17 @@ assert type(metrics.get_meter_provider()).__name__.startswith("_Proxy")
 telemetry.shutdown()
 """
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
 
 
 def test_sdk_disabled_wins(tmp_path: Path) -> None:
-    server: ServerProcess = spawn_server(tmp_path, {"OTEL_SDK_DISABLED": "true",
-                                                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    server: ServerProcess = spawn_server(
+        tmp_path, {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    )
     time.sleep(1)
     assert server.terminate() == 0
     assert "Exception" not in server.log() and "retry" not in server.log().lower()

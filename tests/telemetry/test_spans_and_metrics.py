@@ -64,10 +64,14 @@ async def test_a_find_is_a_server_span_with_embedding_and_qdrant_children(
     client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
 ) -> None:
     spans_exporter, _ = otel
-    await client.call_tool("qdrant-store", {"information": "telemetry is wrapped from outside", "collection_name": "tel"})
+    await client.call_tool(
+        "qdrant-store", {"information": "telemetry is wrapped from outside", "collection_name": "tel"}
+    )
     spans_exporter.clear()
     meta: Any = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"}
-    result = await client.call_tool("qdrant-find", {"query": "how is telemetry added", "collection_name": "tel"}, meta=meta)
+    result = await client.call_tool(
+        "qdrant-find", {"query": "how is telemetry added", "collection_name": "tel"}, meta=meta
+    )
     assert not result.is_error
     spans = spans_exporter.get_finished_spans()
     server = by_name(spans, "tools/call qdrant-find")
@@ -85,7 +89,9 @@ async def test_a_find_is_a_server_span_with_embedding_and_qdrant_children(
     query = kids["query_points tel"]
     assert query.kind is SpanKind.CLIENT
     assert dict(query.attributes or {}) == {
-        "db.system.name": "qdrant", "db.operation.name": "query_points", "db.collection.name": "tel",
+        "db.system.name": "qdrant",
+        "db.operation.name": "query_points",
+        "db.collection.name": "tel",
         "db.response.returned_rows": 1,
     }
     assert embed.end_time <= query.start_time  # type: ignore[operator]
@@ -116,8 +122,13 @@ async def test_metrics_have_semconv_names_units_and_attributes(
     client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
 ) -> None:
     _, reader = otel
-    await client.call_tool("qdrant-store-many", {"collection_name": "met", "entries": [
-        {"information": "one"}, {"information": "two"}, {"information": "three"}]})
+    await client.call_tool(
+        "qdrant-store-many",
+        {
+            "collection_name": "met",
+            "entries": [{"information": "one"}, {"information": "two"}, {"information": "three"}],
+        },
+    )
     await client.call_tool("qdrant-find", {"query": "number", "collection_name": "met", "limit": 2})
     await client.call_tool("qdrant-find", {"query": "", "collection_name": "met"})
     found = points(reader)
@@ -132,7 +143,8 @@ async def test_metrics_have_semconv_names_units_and_attributes(
     db_unit, db = found["db.client.operation.duration"]
     assert db_unit == "s"
     assert {"db.system.name": "qdrant", "db.operation.name": "query_points", "db.collection.name": "met"} in [
-        dict(p.attributes) for p in db]
+        dict(p.attributes) for p in db
+    ]
     stored = {p.attributes["db.collection.name"]: p.value for p in found["qdrant_mcp.points.stored"][1]}
     assert stored["met"] == 3
     hits = {p.attributes["db.collection.name"]: p.value for p in found["qdrant_mcp.hits.returned"][1]}

@@ -179,7 +179,9 @@ class FastEmbedEmbedder:
         vectors: list[list[float]] = [[] for _ in texts]
 
         async def run_share(share: list[int]) -> None:
-            for index, vector in zip(share, await anyio.to_thread.run_sync(self.run_batch, kind, [texts[i] for i in share]), strict=True):
+            for index, vector in zip(
+                share, await anyio.to_thread.run_sync(self.run_batch, kind, [texts[i] for i in share]), strict=True
+            ):
                 vectors[index] = vector
 
         async with anyio.create_task_group() as tasks:

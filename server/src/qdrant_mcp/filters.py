@@ -38,7 +38,9 @@ def filter_parameters(fields: list[FilterableField]) -> list[inspect.Parameter]:
         else:
             hint = Annotated[annotation | None, Field(description=description)]
             default = None
-        parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint))
+        parameters.append(
+            inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
+        )
     return parameters
 
 

@@ -25,4 +25,6 @@ def register_health(mcp: MCPServer, store: QdrantStore) -> None:
         except (StoreError, TimeoutError) as exc:
             reason = str(exc) if isinstance(exc, StoreError) else "Qdrant did not answer in time"
             return JSONResponse({"status": "unavailable", "reason": reason}, 503)
-        return JSONResponse({"status": "ready", "model": store.embedder.model_name, "qdrant": store.describe_location()})
+        return JSONResponse(
+            {"status": "ready", "model": store.embedder.model_name, "qdrant": store.describe_location()}
+        )

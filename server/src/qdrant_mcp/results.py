@@ -110,9 +110,13 @@ class CollectionInfoResult(ToolResult):
     def render(self) -> str:
         vectors = ", ".join(f"{v.name or '<unnamed>'} ({v.size}, {v.distance})" for v in self.vectors) or "none"
         indexes = ", ".join(f"{k}: {v}" for k, v in self.indexed_fields.items()) or "none"
-        verdict = "searchable by this server" if self.searchable else (
-            f"NOT searchable by this server (it needs vector {self.expected_vector.name!r} "
-            f"of size {self.expected_vector.size})"
+        verdict = (
+            "searchable by this server"
+            if self.searchable
+            else (
+                f"NOT searchable by this server (it needs vector {self.expected_vector.name!r} "
+                f"of size {self.expected_vector.size})"
+            )
         )
         return (
             f"Collection {self.name!r}: {self.points_count} points, status {self.status}; "

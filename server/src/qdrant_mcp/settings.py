@@ -14,9 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_STORE_DESCRIPTION = (
-    "Keep the memory for later use, when you are asked to remember something."
-)
+DEFAULT_STORE_DESCRIPTION = "Keep the memory for later use, when you are asked to remember something."
 DEFAULT_FIND_DESCRIPTION = (
     "Look up memories in Qdrant. Use this tool when you need to: \n"
     " - Find memories by their content \n"

@@ -192,9 +192,7 @@ class QdrantStore:
         await self.call("upsert", collection, self.client.upsert(collection, points=points, wait=True))
         return ids
 
-    async def delete(
-        self, collection: str, ids: Sequence[PointId] | None, query_filter: models.Filter | None
-    ) -> int:
+    async def delete(self, collection: str, ids: Sequence[PointId] | None, query_filter: models.Filter | None) -> int:
         """Delete points by id or by filter; returns how many existed and were removed."""
         from qdrant_client import models
 
@@ -202,12 +200,16 @@ class QdrantStore:
         await self._ensure_collection(collection, create=False)
         if ids:
             point_ids = [normalize_id(point_id) for point_id in ids]
-            found = await self.call("retrieve", collection, self.client.retrieve(collection, point_ids, with_payload=False))
+            found = await self.call(
+                "retrieve", collection, self.client.retrieve(collection, point_ids, with_payload=False)
+            )
             selector: models.PointsSelector = models.PointIdsList(points=point_ids)
             count = len(found)
         else:
             assert query_filter is not None
-            counted = await self.call("count", collection, self.client.count(collection, count_filter=query_filter, exact=True))
+            counted = await self.call(
+                "count", collection, self.client.count(collection, count_filter=query_filter, exact=True)
+            )
             selector = models.FilterSelector(filter=query_filter)
             count = counted.count
         await self.call("delete", collection, self.client.delete(collection, points_selector=selector, wait=True))
@@ -313,7 +315,9 @@ class QdrantStore:
                     "create_payload_index",
                     collection,
                     self.client.create_payload_index(
-                        collection, field_name=key, field_schema=models.PayloadSchemaType(_INDEX_TYPES[field.field_type]),
+                        collection,
+                        field_name=key,
+                        field_schema=models.PayloadSchemaType(_INDEX_TYPES[field.field_type]),
                         wait=True,
                     ),
                 )
@@ -360,7 +364,9 @@ class QdrantStore:
                 )
             detail = _response_detail(exc)
             return StoreError(f"Qdrant rejected {operation} ({exc.status_code}): {detail}")
-        if isinstance(exc, (ResponseHandlingException, ConnectionError, TimeoutError, OSError)) or _is_transport_error(exc):
+        if isinstance(exc, (ResponseHandlingException, ConnectionError, TimeoutError, OSError)) or _is_transport_error(
+            exc
+        ):
             return QdrantUnavailable(
                 f"Qdrant at {self.describe_location()} is unreachable ({type(exc).__name__}): check QDRANT_URL and "
                 "that Qdrant is running; the call can be retried"

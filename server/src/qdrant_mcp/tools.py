@@ -48,12 +48,8 @@ def _json_object(value: Any) -> Any:
     return value
 
 
-CollectionName = Annotated[
-    str, Field(min_length=1, max_length=255, description="The Qdrant collection to use.")
-]
-Information = Annotated[
-    str, Field(min_length=1, max_length=MAX_DOCUMENT_CHARS, description="The text to remember.")
-]
+CollectionName = Annotated[str, Field(min_length=1, max_length=255, description="The Qdrant collection to use.")]
+Information = Annotated[str, Field(min_length=1, max_length=MAX_DOCUMENT_CHARS, description="The text to remember.")]
 Metadata = Annotated[
     dict[str, Any] | None,
     BeforeValidator(_json_object),
@@ -129,8 +125,10 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
         collection_name: CollectionName | None = None,
         query_filter: Annotated[
             dict[str, Any] | None,
-            Field(description="A Qdrant filter (must / should / must_not conditions) on the payload, "
-                  "e.g. {\"must\": [{\"key\": \"metadata.topic\", \"match\": {\"value\": \"x\"}}]}."),
+            Field(
+                description="A Qdrant filter (must / should / must_not conditions) on the payload, "
+                'e.g. {"must": [{"key": "metadata.topic", "match": {"value": "x"}}]}.'
+            ),
         ] = None,
         **filter_values: Any,
     ) -> FindResult:
@@ -145,16 +143,26 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
 
     find_hide = hidden + (("query_filter",) if typed_filters or not settings.allow_arbitrary_filter else ())
     reshape(find, hide=find_hide, add=typed_filters)
-    mcp.add_tool(find, name="qdrant-find", title="Find memories", description=settings.tool_find_description,
-                 annotations=READ_ONLY)
+    mcp.add_tool(
+        find,
+        name="qdrant-find",
+        title="Find memories",
+        description=settings.tool_find_description,
+        annotations=READ_ONLY,
+    )
 
     async def list_collections() -> CollectionListResult:
         with tool_errors():
             names = await store.list_collections()
         return respond(CollectionListResult(collections=names))
 
-    mcp.add_tool(list_collections, name="qdrant-list-collections", title="List collections",
-                 description="List the Qdrant collections this server can search.", annotations=READ_ONLY)
+    mcp.add_tool(
+        list_collections,
+        name="qdrant-list-collections",
+        title="List collections",
+        description="List the Qdrant collections this server can search.",
+        annotations=READ_ONLY,
+    )
 
     async def collection_info(collection_name: CollectionName | None = None) -> CollectionInfoResult:
         collection = collection_of(collection_name)
@@ -163,9 +171,14 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
         return respond(CollectionInfoResult.from_details(details, store))
 
     reshape(collection_info, hide=hidden)
-    mcp.add_tool(collection_info, name="qdrant-collection-info", title="Collection info",
-                 description="Points count, vectors (names, sizes, distance) and indexed payload fields of a "
-                 "collection, and whether this server's embedding model can search it.", annotations=READ_ONLY)
+    mcp.add_tool(
+        collection_info,
+        name="qdrant-collection-info",
+        title="Collection info",
+        description="Points count, vectors (names, sizes, distance) and indexed payload fields of a "
+        "collection, and whether this server's embedding model can search it.",
+        annotations=READ_ONLY,
+    )
 
     if settings.read_only:
         return
@@ -182,14 +195,23 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
         return respond(StoreResult(collection=collection, id=ids[0]))
 
     reshape(store_one, hide=hidden)
-    mcp.add_tool(store_one, name="qdrant-store", title="Store a memory", description=settings.tool_store_description,
-                 annotations=WRITE)
+    mcp.add_tool(
+        store_one,
+        name="qdrant-store",
+        title="Store a memory",
+        description=settings.tool_store_description,
+        annotations=WRITE,
+    )
 
     async def store_many(
         entries: Annotated[
             list[StoreEntry],
-            Field(min_length=1, max_length=MAX_ENTRIES, description="The texts to remember, each with optional "
-                  "metadata and id; embedded in one batch and written in one acknowledged upsert."),
+            Field(
+                min_length=1,
+                max_length=MAX_ENTRIES,
+                description="The texts to remember, each with optional "
+                "metadata and id; embedded in one batch and written in one acknowledged upsert.",
+            ),
         ],
         collection_name: CollectionName | None = None,
     ) -> StoreManyResult:
@@ -200,9 +222,13 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
         return respond(StoreManyResult(collection=collection, ids=ids))
 
     reshape(store_many, hide=hidden)
-    mcp.add_tool(store_many, name="qdrant-store-many", title="Store many memories",
-                 description=f"Store up to {MAX_ENTRIES} memories in one call. {settings.tool_store_description}",
-                 annotations=WRITE)
+    mcp.add_tool(
+        store_many,
+        name="qdrant-store-many",
+        title="Store many memories",
+        description=f"Store up to {MAX_ENTRIES} memories in one call. {settings.tool_store_description}",
+        annotations=WRITE,
+    )
 
     async def delete(
         ids: Annotated[
@@ -212,8 +238,10 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
         metadata_match: Annotated[
             dict[str, Any] | None,
             BeforeValidator(_json_object),
-            Field(description="Delete every point whose metadata has all these key/value pairs "
-                  "(a list value matches any of its items)."),
+            Field(
+                description="Delete every point whose metadata has all these key/value pairs "
+                "(a list value matches any of its items)."
+            ),
         ] = None,
         collection_name: CollectionName | None = None,
     ) -> DeleteResult:
@@ -228,7 +256,10 @@ def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> No
         return respond(DeleteResult(collection=collection, deleted=deleted))
 
     reshape(delete, hide=hidden)
-    mcp.add_tool(delete, name="qdrant-delete", title="Delete memories",
-                 description="Delete memories by id or by exact metadata match. Cannot be undone.",
-                 annotations=WRITE)
-
+    mcp.add_tool(
+        delete,
+        name="qdrant-delete",
+        title="Delete memories",
+        description="Delete memories by id or by exact metadata match. Cannot be undone.",
+        annotations=WRITE,
+    )

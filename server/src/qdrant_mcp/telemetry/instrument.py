@@ -37,11 +37,17 @@ class Instruments:
                 name, unit="s", description=description, explicit_bucket_boundaries_advisory=DURATION_BUCKETS
             )
 
-        self.operation_duration = duration("mcp.server.operation.duration", "Duration of MCP requests handled by the server")
-        self.embedding_duration = duration("qdrant_mcp.embedding.duration", "Duration of one embedding call (incl. queueing)")
+        self.operation_duration = duration(
+            "mcp.server.operation.duration", "Duration of MCP requests handled by the server"
+        )
+        self.embedding_duration = duration(
+            "qdrant_mcp.embedding.duration", "Duration of one embedding call (incl. queueing)"
+        )
         self.db_duration = duration("db.client.operation.duration", "Duration of Qdrant operations")
         self.embedding_batch_size = meter.create_histogram(
-            "qdrant_mcp.embedding.batch_size", unit="{text}", description="Texts per ONNX run (concurrent calls coalesce)",
+            "qdrant_mcp.embedding.batch_size",
+            unit="{text}",
+            description="Texts per ONNX run (concurrent calls coalesce)",
             explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
         )
         self.points_stored = meter.create_counter(
@@ -117,8 +123,12 @@ def message_middleware(instruments: Instruments) -> Callable[..., Awaitable[Any]
             if tool is not None:
                 log.info(
                     "tool call",
-                    extra={"tool": tool, "duration_ms": round(elapsed * 1000, 2), "outcome": error_type or "ok",
-                           "transport": transport},
+                    extra={
+                        "tool": tool,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "outcome": error_type or "ok",
+                        "transport": transport,
+                    },
                 )
 
     return middleware
@@ -134,12 +144,19 @@ def _is_tool_error(result: Any) -> bool:
 def instrument_embedder(embedder: FastEmbedEmbedder, tracer: trace.Tracer, instruments: Instruments) -> None:
     model = {"gen_ai.request.model": embedder.model_name}
 
-    def traced(method: Callable[..., Awaitable[Any]], kind: str, count: Callable[[Any], int]) -> Callable[..., Awaitable[Any]]:
+    def traced(
+        method: Callable[..., Awaitable[Any]], kind: str, count: Callable[[Any], int]
+    ) -> Callable[..., Awaitable[Any]]:
         async def wrapper(texts: Any) -> Any:
-            attributes = {**model, "gen_ai.operation.name": "embeddings", "qdrant_mcp.embedding.kind": kind,
-                          "qdrant_mcp.embedding.texts": count(texts)}
-            with tracer.start_as_current_span(f"embeddings {embedder.model_name}", kind=SpanKind.INTERNAL,
-                                              attributes=attributes):
+            attributes = {
+                **model,
+                "gen_ai.operation.name": "embeddings",
+                "qdrant_mcp.embedding.kind": kind,
+                "qdrant_mcp.embedding.texts": count(texts),
+            }
+            with tracer.start_as_current_span(
+                f"embeddings {embedder.model_name}", kind=SpanKind.INTERNAL, attributes=attributes
+            ):
                 start = time.perf_counter()
                 try:
                     return await method(texts)
@@ -172,8 +189,9 @@ def instrument_store(store: QdrantStore, tracer: trace.Tracer, instruments: Inst
         if collection:
             attributes["db.collection.name"] = collection
         name = f"{operation} {collection}" if collection else operation
-        with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes,
-                                          record_exception=False, set_status_on_exception=False) as span:
+        with tracer.start_as_current_span(
+            name, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
             start = time.perf_counter()
             try:
                 result = await call(operation, collection, awaitable)

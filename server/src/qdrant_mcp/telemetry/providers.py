@@ -88,7 +88,9 @@ def build_providers(version: str) -> Providers:
     if chosen["metrics"]:
         from opentelemetry.sdk.metrics import MeterProvider
 
-        providers.meter_provider = MeterProvider(resource=resource, metric_readers=[_metric_reader(chosen["metrics"], providers)])
+        providers.meter_provider = MeterProvider(
+            resource=resource, metric_readers=[_metric_reader(chosen["metrics"], providers)]
+        )
     if chosen["logs"]:
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor

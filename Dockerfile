@@ -66,7 +66,7 @@ RUN pip uninstall -y -q pip setuptools
 
 # ---------------------------------------------------------------------------------------------
 FROM deps AS build
-COPY server/pyproject.toml server/README.md /src/server/
+COPY server/pyproject.toml server/README.md server/LICENSE /src/server/
 COPY server/src /src/server/src
 # --no-deps: every dependency is already in the venv. --prefix /pkg: only the package's own files
 # (site-packages + console scripts, whose shebang is /opt/venv/bin/python) land in /pkg, so the
@@ -119,7 +119,7 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=https://example.invalid/qdrant-mcp-stack
-LABEL org.opencontainers.image.title="qdrant-mcp" \
+LABEL org.opencontainers.image.title="qdrant-mcp-memory" \
       org.opencontainers.image.description="MCP server for Qdrant (semantic memory) with health checks, auth and OpenTelemetry" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE}" \
@@ -128,5 +128,5 @@ LABEL org.opencontainers.image.title="qdrant-mcp" \
       org.opencontainers.image.created="${CREATED}"
 
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["qdrant-mcp"]
+ENTRYPOINT ["qdrant-mcp-memory"]
 CMD []

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: our `qdrant_mcp` server against the official `mcp-server-qdrant==0.8.1`.
+"""Side-by-side benchmark: our `qdrant_mcp_memory` server against the official `mcp-server-qdrant==0.8.1`.
 
 Run with the repo venv's python (it has the `mcp` 2.3.0 client SDK):
 
@@ -424,7 +424,7 @@ def ours_spec(python: str, model_cache: Path, port: int, modern: bool, extra_env
         env[k] = v
     return ServerSpec(
         name="ours",
-        argv=[python, "-m", "qdrant_mcp", "--transport", "streamable-http", "--port", str(port)],
+        argv=[python, "-m", "qdrant_mcp_memory", "--transport", "streamable-http", "--port", str(port)],
         env=env,
         url=f"http://127.0.0.1:{port}/mcp",
         readyz=f"http://127.0.0.1:{port}/readyz",
@@ -810,7 +810,7 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP server (uvicorn/h11/httptools)", ("uvicorn/", "h11/", "httptools/")),
     ("ASGI/SSE (starlette, sse_starlette)", ("starlette/", "sse_starlette/")),
     ("MCP SDK (session, dispatch, streamable HTTP transport)", ("mcp/", "mcp_types/", "fastmcp/")),
-    ("server code (tool handlers)", ("qdrant_mcp/", "mcp_server_qdrant/")),
+    ("server code (tool handlers)", ("qdrant_mcp_memory/", "mcp_server_qdrant/")),
     ("anyio (task groups, streams, to_thread)", ("anyio/",)),
     ("asyncio event loop + socket I/O", ("asyncio/", "selectors.py")),
     ("thread pool / threading", ("concurrent/", "threading.py", "queue.py")),

@@ -50,12 +50,12 @@ class ServerProcess:
 def spawn_server(
     workdir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (), wait: str | None = "/readyz"
 ) -> ServerProcess:
-    """Start `python -m qdrant_mcp` over streamable HTTP on a free loopback port."""
+    """Start `python -m qdrant_mcp_memory` over streamable HTTP on a free loopback port."""
     port = free_port()
     full_env = {**os.environ, "QDRANT_URL": ":memory:", "LOG_FORMAT": "json", **(env or {})}
     full_env = {key: value for key, value in full_env.items() if value is not None}
     log_path = workdir / f"server-{port}.log"
-    command = [sys.executable, "-m", "qdrant_mcp", "--transport", "streamable-http", "--port", str(port), *args]
+    command = [sys.executable, "-m", "qdrant_mcp_memory", "--transport", "streamable-http", "--port", str(port), *args]
     with log_path.open("wb") as log_file:
         # cwd=workdir: a developer's own .env must not leak into the test.
         process = subprocess.Popen(command, env=full_env, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT)

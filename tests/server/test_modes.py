@@ -187,7 +187,7 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_zero(start_server: Sta
 async def test_stdio_transport(tmp_path: Path) -> None:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "qdrant_mcp", "--transport", "stdio"],
+        args=["-m", "qdrant_mcp_memory", "--transport", "stdio"],
         env={**os.environ, "QDRANT_URL": ":memory:"},
         cwd=str(tmp_path),
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from qdrant_mcp.settings import Settings, default_local_path
+from qdrant_mcp_memory.settings import Settings, default_local_path
 
 OFFICIAL_NAMES = [
     "QDRANT_URL",
@@ -144,7 +144,7 @@ def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: d
 
     env = {key: value for key, value in os.environ.items() if key not in OFFICIAL_NAMES}
     result = subprocess.run(
-        [sys.executable, "-m", "qdrant_mcp"],
+        [sys.executable, "-m", "qdrant_mcp_memory"],
         env={**env, **variables},
         cwd=tmp_path,
         capture_output=True,

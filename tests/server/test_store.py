@@ -13,13 +13,13 @@ import anyio
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 
-from qdrant_mcp.app import create_store
+from qdrant_mcp_memory.app import create_store
 from qdrant_mcp.embeddings import EmbeddingModelError, FastEmbedEmbedder
-from qdrant_mcp.filters import build_filter, parse_raw_filter, FilterError
-from qdrant_mcp.settings import FilterableField, Settings
+from qdrant_mcp_memory.filters import build_filter, parse_raw_filter, FilterError
+from qdrant_mcp_memory.settings import FilterableField, Settings
 from support import SHARED
 
-from qdrant_mcp.store import CollectionLayoutError, CollectionNotFound, Entry, QdrantStore, StoreError, content_id
+from qdrant_mcp_memory.store import CollectionLayoutError, CollectionNotFound, Entry, QdrantStore, StoreError, content_id
 
 pytestmark = pytest.mark.anyio
 GOLDEN = SHARED / "offline-models" / "minilm_golden.json"

@@ -103,8 +103,8 @@ def auth_token(secrets_dir: Path) -> str:
 @pytest.fixture(scope="session")
 def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
     """`docker compose build mcp-server` against the local base, no baked model."""
-    if not (REPO / "server" / "src" / "qdrant_mcp" / "cli.py").is_file():
-        pytest.fail("server/src/qdrant_mcp/cli.py is missing: nothing to build")
+    if not (REPO / "server" / "src" / "qdrant_mcp_memory" / "cli.py").is_file():
+        pytest.fail("server/src/qdrant_mcp_memory/cli.py is missing: nothing to build")
     tag = f"qdrant-mcp-stack/mcp-server:test-{RUN_ID}"
     ca = "/etc/ssl/certs/ca-certificates.crt"
     env = {

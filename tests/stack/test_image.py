@@ -164,7 +164,7 @@ def test_image_metadata(server_image: str) -> None:
     assert "QDRANT_LOCAL_PATH" not in env and env["XDG_DATA_HOME"] == "/data"
     assert cfg["Healthcheck"]["Test"][0] == "CMD" and "readyz" in " ".join(cfg["Healthcheck"]["Test"])
     assert "8000/tcp" in cfg["ExposedPorts"]
-    assert cfg["Entrypoint"] and cfg["Entrypoint"][0] in ("qdrant-mcp", "/opt/venv/bin/qdrant-mcp")
+    assert cfg["Entrypoint"] and cfg["Entrypoint"][0] in ("qdrant-mcp-memory", "/opt/venv/bin/qdrant-mcp-memory")
 
 
 def test_no_build_tools_or_caches(server_image: str) -> None:

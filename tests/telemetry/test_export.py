@@ -153,8 +153,8 @@ def test_telemetry_off_starts_nothing_and_prints_nothing(tmp_path: Path) -> None
     """No OTEL_* endpoint or exporter: no providers, no threads, no output."""
     script = """
 import threading
-from qdrant_mcp.settings import Settings
-from qdrant_mcp.telemetry import setup_telemetry
+from qdrant_mcp_memory.settings import Settings
+from qdrant_mcp_memory.telemetry import setup_telemetry
 from opentelemetry import trace, metrics
 before = set(threading.enumerate())
 telemetry = setup_telemetry(Settings())

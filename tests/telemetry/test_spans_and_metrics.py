@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from qdrant_mcp.app import create_server, create_store
-from qdrant_mcp.settings import Settings
-from qdrant_mcp.telemetry import Telemetry
-from qdrant_mcp.telemetry.providers import Providers
+from qdrant_mcp_memory.app import create_server, create_store
+from qdrant_mcp_memory.settings import Settings
+from qdrant_mcp_memory.telemetry import Telemetry
+from qdrant_mcp_memory.telemetry.providers import Providers
 
 pytestmark = pytest.mark.anyio
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

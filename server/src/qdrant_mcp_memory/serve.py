@@ -16,7 +16,7 @@ from mcp.server import MCPServer
 from .settings import Settings
 from .telemetry import Telemetry
 
-log = logging.getLogger("qdrant_mcp")
+log = logging.getLogger("qdrant_mcp_memory")
 
 Stop = Callable[[], Awaitable[None]]
 # In-flight calls get this long to finish after SIGTERM; below Docker's default 10 s grace.

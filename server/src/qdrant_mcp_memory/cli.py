@@ -14,11 +14,11 @@ from .serve import serve
 from .settings import Settings
 from .telemetry import setup_telemetry
 
-log = logging.getLogger("qdrant_mcp")
+log = logging.getLogger("qdrant_mcp_memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="qdrant-mcp", description="MCP server for Qdrant (semantic memory).")
+    parser = argparse.ArgumentParser(prog="qdrant-mcp-memory", description="MCP server for Qdrant (semantic memory).")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], help="overrides MCP_TRANSPORT")
     parser.add_argument("--host", help="bind address for HTTP transports (overrides MCP_HOST)")
     parser.add_argument("--port", type=int, help="port for HTTP transports (overrides MCP_PORT)")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args)
     except ValidationError as exc:
-        print(f"qdrant-mcp: invalid setting: {describe(exc)}", file=sys.stderr)
+        print(f"qdrant-mcp-memory: invalid setting: {describe(exc)}", file=sys.stderr)
         return 2
     # Before numpy loads: embedded Qdrant's search is one matrix-vector product per query, and
     # OpenBLAS threads spin between calls, taking the cores the embedding runs and event loop need.

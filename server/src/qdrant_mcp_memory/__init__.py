@@ -3,6 +3,6 @@
 from importlib.metadata import PackageNotFoundError, version
 
 try:
-    __version__ = version("qdrant-mcp")
+    __version__ = version("qdrant-mcp-memory")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from ..embeddings import FastEmbedEmbedder
 from ..store import QdrantStore
 
-log = logging.getLogger("qdrant_mcp.calls")
+log = logging.getLogger("qdrant_mcp_memory.calls")
 SCOPE = "qdrant_mcp"
 # Finer than the semconv default buckets (which start at 10 ms): a find takes a few ms.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

@@ -1,106 +1,350 @@
-"""Search filters: typed parameters from FILTERABLE_FIELDS, or a raw Qdrant filter.
+"""Search filters in one backend-neutral form, built three ways.
 
-Same semantics as the official server: each configured field with a condition becomes
-one typed tool parameter, matched against `metadata.<name>`.
+- typed tool parameters from FILTERABLE_FIELDS (the official server's semantics: each field
+  with a condition becomes one parameter, matched against `metadata.<name>`),
+- a raw Qdrant filter (`query_filter`, Qdrant's JSON filter syntax), parsed and checked here,
+- `metadata_match` of the delete tool (exact key/value matches).
+
+Each backend renders a `Filter` into its own client's types, so both take exactly the same
+filters and refuse the same mistakes with the same messages.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field
 
+from . import validation
 from .settings import FilterableField
 
-if TYPE_CHECKING:
-    from qdrant_client import models
-
-_SCALARS: dict[str, type] = {"keyword": str, "integer": int, "float": float, "boolean": bool}
-_RANGES = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+Scalar = str | int | bool
 
 
 class FilterError(ValueError):
-    pass
+    """A filter the caller sent or configured cannot be used; the message says why."""
 
 
-def filter_parameters(fields: list[FilterableField]) -> list[inspect.Parameter]:
+@dataclass(frozen=True)
+class MatchValue:
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class MatchAny:
+    any: tuple[str, ...] | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MatchExcept:
+    values: tuple[str, ...] | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MatchText:
+    text: str
+
+
+Match = MatchValue | MatchAny | MatchExcept | MatchText
+
+
+@dataclass(frozen=True)
+class Range:
+    """Numeric bounds."""
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+
+@dataclass(frozen=True)
+class DatetimeRange:
+    """RFC 3339 datetime bounds."""
+
+    gt: str | None = None
+    gte: str | None = None
+    lt: str | None = None
+    lte: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    key: str
+    check: Match | Range | DatetimeRange
+
+
+@dataclass(frozen=True)
+class IsEmpty:
+    key: str
+
+
+@dataclass(frozen=True)
+class IsNull:
+    key: str
+
+
+@dataclass(frozen=True)
+class HasId:
+    ids: tuple[validation.PointId, ...]
+
+
+@dataclass(frozen=True)
+class Nested:
+    key: str
+    filter: Filter
+
+
+@dataclass(frozen=True)
+class MinShould:
+    conditions: tuple[Condition, ...]
+    min_count: int
+
+
+@dataclass(frozen=True)
+class Filter:
+    must: tuple[Condition, ...] = ()
+    should: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+    min_should: MinShould | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.must or self.should or self.must_not or self.min_should)
+
+
+Condition = FieldCondition | IsEmpty | IsNull | HasId | Nested | Filter
+
+# -- typed parameters (FILTERABLE_FIELDS) ------------------------------------------------
+
+_SCALARS: dict[str, tuple[type, Any]] = {
+    "keyword": (str, validation.plain_str),
+    "integer": (int, validation.plain_int),
+    "float": (float, validation.plain_float),
+    "boolean": (bool, validation.plain_bool),
+}
+_RANGES = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+# Parameters qdrant-find has of its own: a filterable field cannot take their names.
+RESERVED_PARAMETERS = frozenset({"query", "limit", "score_threshold", "collection_name", "query_filter"})
+
+
+def filter_parameters(fields: Sequence[FilterableField]) -> list[inspect.Parameter]:
     """One keyword-only parameter per field that has a condition; required ones have no default."""
     parameters = []
-    for field in sorted((f for f in fields if f.condition), key=lambda f: not f.required):
-        scalar = _SCALARS[field.field_type]
-        annotation: Any = list[scalar] if field.condition in ("any", "except") else scalar  # type: ignore[valid-type]
-        description = f"{field.description} (metadata.{field.name} {field.condition} value)"
-        if field.required:
+    for spec in sorted((f for f in fields if f.condition), key=lambda f: not f.required):
+        scalar, check = _SCALARS[spec.field_type]
+        item: Any = Annotated[scalar, BeforeValidator(check)]
+        annotation: Any = list[item] if spec.condition in ("any", "except") else item
+        description = f"{spec.description} (metadata.{spec.name} {spec.condition} value)"
+        if spec.required:
             hint: Any = Annotated[annotation, Field(description=description)]
             default: Any = inspect.Parameter.empty
         else:
             hint = Annotated[annotation | None, Field(description=description)]
             default = None
         parameters.append(
-            inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
+            inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
         )
     return parameters
 
 
-def build_filter(fields: list[FilterableField], values: dict[str, Any]) -> models.Filter | None:
+def typed_filter(fields: Sequence[FilterableField], values: Mapping[str, Any]) -> Filter | None:
     """A Filter from typed parameter values; None when no value was given."""
-    from qdrant_client import models
-
-    must: list[models.Condition] = []
-    must_not: list[models.Condition] = []
-    for field in fields:
-        value = values.get(field.name)
-        if value is None or not field.condition:
+    must: list[Condition] = []
+    must_not: list[Condition] = []
+    for spec in fields:
+        value = values.get(spec.name)
+        if value is None or not spec.condition:
             continue
-        key = f"metadata.{field.name}"
-        condition = field.condition
+        key = f"metadata.{spec.name}"
+        condition = spec.condition
         if condition == "==":
-            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+            must.append(FieldCondition(key, MatchValue(value)))
         elif condition == "!=":
-            must_not.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-        elif condition == "any":
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=value)))
-        elif condition == "except":
-            must.append(models.FieldCondition(key=key, match=models.MatchExcept(**{"except": value})))
+            must_not.append(FieldCondition(key, MatchValue(value)))
+        elif condition in ("any", "except"):
+            if not value:
+                raise FilterError(f"{spec.name}: give at least one value")
+            items = tuple(value)
+            must.append(FieldCondition(key, MatchAny(items) if condition == "any" else MatchExcept(items)))
         else:
-            must.append(models.FieldCondition(key=key, range=models.Range(**{_RANGES[condition]: value})))
+            must.append(FieldCondition(key, Range(**{_RANGES[condition]: float(value)})))
     if not must and not must_not:
         return None
-    return models.Filter(must=must or None, must_not=must_not or None)
+    return Filter(must=tuple(must), must_not=tuple(must_not))
 
 
-def parse_raw_filter(raw: dict[str, Any] | str) -> models.Filter:
-    """A Qdrant filter from its JSON form (a dict, or a JSON string as some clients send)."""
-    from qdrant_client import models
+# -- metadata_match (delete) -------------------------------------------------------------
 
+
+def metadata_filter(match: Mapping[str, Any]) -> Filter:
+    """Exact matches on metadata keys, all of which must hold; a list value matches any of its items."""
+    conditions: list[Condition] = []
+    for key, value in match.items():
+        where = f"metadata_match.{key}"
+        if isinstance(value, list):
+            conditions.append(FieldCondition(f"metadata.{key}", MatchAny(_homogeneous(value, where))))
+        elif isinstance(value, str | int) and not isinstance(value, float):
+            conditions.append(FieldCondition(f"metadata.{key}", MatchValue(value)))
+        else:
+            raise FilterError(f"{where}: use a string, an integer, a boolean, or a list of strings or of integers")
+    return Filter(must=tuple(conditions))
+
+
+def _homogeneous(values: list[Any], where: str) -> tuple[str, ...] | tuple[int, ...]:
+    """A non-empty list of strings, or of integers (booleans excluded): what Qdrant's match-any takes."""
+    if values and all(isinstance(v, str) for v in values):
+        return tuple(values)
+    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return tuple(values)
+    raise FilterError(f"{where}: a list must hold only strings or only integers (at least one)")
+
+
+# -- raw Qdrant filters (query_filter) ---------------------------------------------------
+
+_CLAUSES = ("must", "should", "must_not", "min_should")
+_MAX_FILTER_DEPTH = 8
+
+
+def parse_filter(raw: Mapping[str, Any] | str, where: str = "query_filter") -> Filter:
+    """A Filter from Qdrant's JSON filter syntax (a dict, or a JSON string as some clients send)."""
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise FilterError(f"query_filter is not valid JSON: {exc.msg}") from None
-    if not isinstance(raw, dict):
-        raise FilterError("query_filter must be a JSON object with must / should / must_not lists")
+            raise FilterError(f"{where} is not valid JSON: {exc.msg}") from None
+    return _filter(raw, where, 1)
+
+
+def _filter(raw: Any, where: str, depth: int) -> Filter:
+    if not isinstance(raw, Mapping):
+        raise FilterError(f"{where} must be a JSON object with must / should / must_not lists")
+    if depth > _MAX_FILTER_DEPTH:
+        raise FilterError(f"{where}: filters nest at most {_MAX_FILTER_DEPTH} levels deep")
+    unknown = set(raw) - set(_CLAUSES)
+    if unknown:
+        raise FilterError(f"{where}: unknown keys {sorted(unknown)}; a filter has must, should, must_not, min_should")
+    clauses = {name: _conditions(raw.get(name), f"{where}.{name}", depth) for name in ("must", "should", "must_not")}
+    min_should = None
+    if raw.get("min_should") is not None:
+        spec = raw["min_should"]
+        if not isinstance(spec, Mapping) or set(spec) != {"conditions", "min_count"}:
+            raise FilterError(f"{where}.min_should needs exactly conditions and min_count")
+        min_count = spec["min_count"]
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 0:
+            raise FilterError(f"{where}.min_should.min_count must be a non-negative integer")
+        min_should = MinShould(_conditions(spec["conditions"], f"{where}.min_should.conditions", depth), min_count)
+    return Filter(**clauses, min_should=min_should)
+
+
+def _conditions(raw: Any, where: str, depth: int) -> tuple[Condition, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping):  # Qdrant accepts a single condition in place of a list
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise FilterError(f"{where} must be a list of conditions")
+    return tuple(_condition(item, f"{where}[{index}]", depth) for index, item in enumerate(raw))
+
+
+def _condition(raw: Any, where: str, depth: int) -> Condition:
+    if not isinstance(raw, Mapping):
+        raise FilterError(f"{where} must be an object")
+    keys = set(raw)
+    if keys & set(_CLAUSES):
+        return _filter(raw, where, depth + 1)
+    if "is_empty" in keys or "is_null" in keys:
+        name = "is_empty" if "is_empty" in keys else "is_null"
+        inner = raw[name]
+        if keys != {name} or not isinstance(inner, Mapping) or not isinstance(inner.get("key"), str):
+            raise FilterError(f'{where}: {name} takes {{"key": "..."}}')
+        return IsEmpty(_key(inner["key"], where)) if name == "is_empty" else IsNull(_key(inner["key"], where))
+    if "has_id" in keys:
+        ids = raw["has_id"]
+        if keys != {"has_id"} or not isinstance(ids, list) or not ids:
+            raise FilterError(f"{where}: has_id takes a non-empty list of point ids")
+        try:
+            return HasId(tuple(validation.point_id(item) for item in ids))
+        except ValueError as exc:
+            raise FilterError(f"{where}.has_id: {exc}") from None
+    if "nested" in keys:
+        inner = raw["nested"]
+        if keys != {"nested"} or not isinstance(inner, Mapping) or set(inner) != {"key", "filter"}:
+            raise FilterError(f'{where}: nested takes {{"key": "...", "filter": {{...}}}}')
+        return Nested(_key(inner["key"], where), _filter(inner["filter"], f"{where}.nested.filter", depth + 1))
+    if "key" in keys:
+        return _field_condition(raw, where)
+    raise FilterError(
+        f"{where}: unknown condition {sorted(keys)}; use key+match, key+range, is_empty, is_null, has_id, nested "
+        "or a nested filter"
+    )
+
+
+def _key(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value or validation.lone_surrogate(value):
+        raise FilterError(f'{where}: key must be a non-empty string such as "metadata.topic"')
+    return value
+
+
+def _field_condition(raw: Mapping[str, Any], where: str) -> FieldCondition:
+    key = _key(raw["key"], where)
+    unsupported = set(raw) - {"key", "match", "range"}
+    if unsupported:
+        raise FilterError(f"{where}: unsupported field condition {sorted(unsupported)}; use match or range")
+    if ("match" in raw) == ("range" in raw):
+        raise FilterError(f"{where}: a field condition needs exactly one of match or range")
+    if "match" in raw:
+        return FieldCondition(key, _match(raw["match"], f"{where}.match"))
+    return FieldCondition(key, _range(raw["range"], f"{where}.range"))
+
+
+def _match(raw: Any, where: str) -> Match:
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise FilterError(f"{where} takes one of value, any, except, text")
+    ((kind, value),) = raw.items()
+    if kind == "value":
+        if isinstance(value, str) and not validation.lone_surrogate(value):
+            return MatchValue(value)
+        if isinstance(value, bool | int) and not isinstance(value, float):
+            return MatchValue(value)
+        raise FilterError(f"{where}.value must be a string, an integer or a boolean")
+    if kind in ("any", "except"):
+        if not isinstance(value, list):
+            raise FilterError(f"{where}.{kind} must be a list")
+        items = _homogeneous(value, f"{where}.{kind}")
+        return MatchAny(items) if kind == "any" else MatchExcept(items)
+    if kind == "text":
+        if not isinstance(value, str) or not value.strip():
+            raise FilterError(f"{where}.text must be a non-empty string")
+        return MatchText(value)
+    raise FilterError(f"{where}: unknown match {kind!r}; use value, any, except or text")
+
+
+def _range(raw: Any, where: str) -> Range | DatetimeRange:
+    if not isinstance(raw, Mapping) or not raw or set(raw) - {"gt", "gte", "lt", "lte"}:
+        raise FilterError(f"{where} takes gt, gte, lt and/or lte")
+    bounds = {name: value for name, value in raw.items() if value is not None}
+    if not bounds:
+        raise FilterError(f"{where} needs at least one bound")
+    if all(_looks_like_datetime(value) for value in bounds.values()):
+        return DatetimeRange(**bounds)
     try:
-        return models.Filter.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'filter'}: {err['msg']}" for err in exc.errors()[:3]
-        )
-        raise FilterError(f"invalid query_filter ({problems}); see Qdrant's filter syntax") from None
+        numbers = {name: float(validation.plain_float(value)) for name, value in bounds.items()}
+    except ValueError:
+        raise FilterError(f"{where}: bounds must all be finite numbers or all RFC 3339 datetimes") from None
+    return Range(**numbers)
 
 
-def metadata_filter(match: dict[str, Any]) -> models.Filter:
-    """Exact matches on metadata keys, all of which must hold."""
-    from qdrant_client import models
+def _looks_like_datetime(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) < 10:
+        return False
+    from datetime import datetime
 
-    conditions: list[models.Condition] = []
-    for key, value in match.items():
-        if isinstance(value, list):
-            conditions.append(models.FieldCondition(key=f"metadata.{key}", match=models.MatchAny(any=value)))
-        elif isinstance(value, (str, int, bool)):
-            conditions.append(models.FieldCondition(key=f"metadata.{key}", match=models.MatchValue(value=value)))
-        else:
-            raise FilterError(f"metadata_match.{key}: use a string, integer, boolean or a list of them")
-    return models.Filter(must=conditions)
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,135 @@
+"""The seam between the store and a Qdrant engine.
+
+Two implementations: `RemoteBackend` (a Qdrant server through `AsyncQdrantClient`, which
+also opens qdrant-client's local-mode folders) and `EdgeBackend` (Qdrant Edge, the engine
+in-process). The store, health checks and telemetry see only `Backend`, so a collection
+behaves the same on either, and one behavioural suite runs against both.
+
+Every method raises `errors.QdrantUnavailable` when the engine cannot be reached (worth a
+retry), `errors.CollectionNotFound` for a missing collection, and `errors.QdrantRejected`
+when the engine refuses the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..filters import Filter
+
+PointId = str | int
+FieldType = Literal["keyword", "integer", "float", "boolean"]
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Point:
+    id: PointId
+    dense: dict[str, list[float]]
+    payload: dict[str, Any]
+    sparse: dict[str, SparseVector] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: PointId
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DenseVector:
+    name: str
+    size: int
+    distance: str = "Cosine"
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """A collection as the engine describes it."""
+
+    dense: tuple[DenseVector, ...]
+    sparse: tuple[str, ...]
+    points_count: int
+    indexed_fields: dict[str, str]
+    status: str
+
+
+@dataclass(frozen=True)
+class NewCollection:
+    dense: DenseVector
+    # A sparse vector with the IDF modifier, for hybrid (BM25) search; None = dense only.
+    sparse: str | None = None
+
+
+@dataclass(frozen=True)
+class Search:
+    """Nearest neighbours of `dense`; with `sparse` too, the two rankings fused by reciprocal rank fusion."""
+
+    dense_name: str
+    dense: list[float]
+    limit: int
+    filter: Filter | None = None
+    # Cosine similarity floor; in hybrid mode it applies to the dense candidates.
+    score_threshold: float | None = None
+    sparse_name: str | None = None
+    sparse: SparseVector | None = None
+    # Candidates each ranking contributes to the fusion.
+    candidates: int = 0
+
+
+@dataclass(frozen=True)
+class Page:
+    points: list[Point]
+    next_offset: PointId | None
+
+
+class Backend(Protocol):
+    """A Qdrant engine holding collections in the official server's layout."""
+
+    @property
+    def description(self) -> str:
+        """Where the data lives, for logs and errors (e.g. `Qdrant at http://qdrant:6333`)."""
+        ...
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """Open the engine for the duration of the block; at exit flush and release everything
+        (calls after that raise QdrantUnavailable)."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def list_collections(self) -> list[str]: ...
+
+    async def describe(self, collection: str) -> CollectionSchema | None:
+        """The collection's vectors, size and indexes; None when it does not exist."""
+        ...
+
+    async def create_collection(self, collection: str, spec: NewCollection) -> None: ...
+
+    async def create_index(self, collection: str, key: str, field_type: FieldType) -> None: ...
+
+    async def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Write points; returns once the engine has them durably (Qdrant's wait=True)."""
+        ...
+
+    async def search(self, collection: str, search: Search) -> list[ScoredPoint]: ...
+
+    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]: ...
+
+    async def count(self, collection: str, filter: Filter | None = None) -> int: ...
+
+    async def delete_ids(self, collection: str, ids: Sequence[PointId]) -> None: ...
+
+    async def delete_matching(self, collection: str, filter: Filter) -> None: ...
+
+    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
+        """A page of points with their vectors, in id order (for copying a collection)."""
+        ...

@@ -1,0 +1,376 @@
+"""A Qdrant server through `AsyncQdrantClient`, and qdrant-client's local-mode folders.
+
+Local mode (a folder of SQLite files, brute-force search in Python) is what the official
+server and this server's earlier releases wrote under QDRANT_LOCAL_PATH; it is opened here
+so those folders keep working until they are migrated to the embedded engine.
+
+Transient failures (connection refused or reset, timeouts, 502/503/504) are retried a few
+times with a short backoff; everything else fails at once with a message saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from .. import filters as f
+from ..errors import CollectionNotFound, QdrantRejected, QdrantUnavailable, ServiceError
+from . import (
+    CollectionSchema,
+    DenseVector,
+    FieldType,
+    NewCollection,
+    Page,
+    Point,
+    PointId,
+    ScoredPoint,
+    Search,
+    SparseVector,
+)
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient, models
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REQUEST_TIMEOUT_S = 10
+# Attempts for a transient failure, and the pauses between them: an outage fails within ~1 s.
+RETRY_PAUSES_S = (0.2, 0.6)
+_TRANSIENT_STATUS = frozenset({502, 503, 504})
+_INDEX_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "boolean": "bool"}
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """Where the server is, and how collections it creates are laid out across a cluster."""
+
+    url: str | None = None
+    api_key: str | None = None
+    # qdrant-client local mode: a folder (or ":memory:") instead of a URL.
+    path: str | None = None
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+
+
+class RemoteBackend:
+    def __init__(self, config: RemoteConfig) -> None:
+        self.config = config
+        self._client: AsyncQdrantClient | None = None
+
+    @property
+    def description(self) -> str:
+        if self.config.url:
+            return f"Qdrant at {self.config.url}"
+        return f"qdrant-client local mode at {self.config.path}"
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        from qdrant_client import AsyncQdrantClient
+
+        if self.config.url:
+            self._client = AsyncQdrantClient(
+                url=self.config.url, api_key=self.config.api_key, timeout=REQUEST_TIMEOUT_S, check_compatibility=False
+            )
+        elif self.config.path == ":memory:":
+            self._client = AsyncQdrantClient(location=":memory:")
+        else:
+            # Opening a local-mode folder reads every point into memory: seconds for large ones.
+            path = self.config.path
+            self._client = await anyio.to_thread.run_sync(lambda: AsyncQdrantClient(path=path))
+        try:
+            yield
+        finally:
+            client, self._client = self._client, None
+            with anyio.CancelScope(shield=True):
+                await client.close()
+
+    @property
+    def client(self) -> AsyncQdrantClient:
+        if self._client is None:
+            raise QdrantUnavailable("the Qdrant client is closed: the server is shutting down")
+        return self._client
+
+    async def ping(self) -> None:
+        await self._call("ping", None, self.client.get_collections)
+
+    async def list_collections(self) -> list[str]:
+        response = await self._call("get_collections", None, self.client.get_collections)
+        return sorted(collection.name for collection in response.collections)
+
+    async def describe(self, collection: str) -> CollectionSchema | None:
+        try:
+            info = await self._call("get_collection", collection, lambda: self.client.get_collection(collection))
+        except CollectionNotFound:
+            return None
+        return _schema(info)
+
+    async def create_collection(self, collection: str, spec: NewCollection) -> None:
+        from qdrant_client import models
+
+        dense = {spec.dense.name: models.VectorParams(size=spec.dense.size, distance=models.Distance.COSINE)}
+        sparse = {spec.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)} if spec.sparse else None
+        await self._call(
+            "create_collection",
+            collection,
+            lambda: self.client.create_collection(
+                collection,
+                vectors_config=dense,
+                sparse_vectors_config=sparse,
+                shard_number=self.config.shard_number,
+                replication_factor=self.config.replication_factor,
+                write_consistency_factor=self.config.write_consistency_factor,
+            ),
+        )
+
+    async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
+        from qdrant_client import models
+
+        schema = models.PayloadSchemaType(_INDEX_TYPES[field_type])
+        await self._call(
+            "create_payload_index",
+            collection,
+            lambda: self.client.create_payload_index(collection, field_name=key, field_schema=schema, wait=True),
+        )
+
+    async def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        from qdrant_client import models
+
+        structs = [
+            models.PointStruct(
+                id=point.id,
+                vector={
+                    **point.dense,
+                    **{
+                        name: models.SparseVector(indices=v.indices, values=v.values)
+                        for name, v in point.sparse.items()
+                    },
+                },
+                payload=point.payload,
+            )
+            for point in points
+        ]
+        await self._call("upsert", collection, lambda: self.client.upsert(collection, points=structs, wait=True))
+
+    async def search(self, collection: str, search: Search) -> list[ScoredPoint]:
+        from qdrant_client import models
+
+        query_filter = _filter(search.filter)
+        if search.sparse is None or search.sparse_name is None:
+            response = await self._call(
+                "query_points",
+                collection,
+                lambda: self.client.query_points(
+                    collection,
+                    query=search.dense,
+                    using=search.dense_name,
+                    limit=search.limit,
+                    score_threshold=search.score_threshold,
+                    query_filter=query_filter,
+                    with_payload=True,
+                ),
+            )
+        else:
+            sparse = models.SparseVector(indices=search.sparse.indices, values=search.sparse.values)
+            prefetch = [
+                models.Prefetch(
+                    query=search.dense,
+                    using=search.dense_name,
+                    limit=search.candidates,
+                    filter=query_filter,
+                    score_threshold=search.score_threshold,
+                ),
+                models.Prefetch(query=sparse, using=search.sparse_name, limit=search.candidates, filter=query_filter),
+            ]
+            response = await self._call(
+                "query_points",
+                collection,
+                lambda: self.client.query_points(
+                    collection,
+                    prefetch=prefetch,
+                    query=models.FusionQuery(fusion=models.Fusion.RRF),
+                    limit=search.limit,
+                    query_filter=query_filter,
+                    with_payload=True,
+                ),
+            )
+        return [ScoredPoint(point.id, point.score, point.payload or {}) for point in response.points]
+
+    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
+        found = await self._call(
+            "retrieve", collection, lambda: self.client.retrieve(collection, list(ids), with_payload=False)
+        )
+        return [record.id for record in found]
+
+    async def count(self, collection: str, filter: f.Filter | None = None) -> int:
+        counted = await self._call(
+            "count", collection, lambda: self.client.count(collection, count_filter=_filter(filter), exact=True)
+        )
+        return int(counted.count)
+
+    async def delete_ids(self, collection: str, ids: Sequence[PointId]) -> None:
+        from qdrant_client import models
+
+        selector = models.PointIdsList(points=list(ids))
+        await self._call("delete", collection, lambda: self.client.delete(collection, selector, wait=True))
+
+    async def delete_matching(self, collection: str, filter: f.Filter) -> None:
+        from qdrant_client import models
+
+        selector = models.FilterSelector(filter=_filter(filter))
+        await self._call("delete", collection, lambda: self.client.delete(collection, selector, wait=True))
+
+    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
+        records, next_offset = await self._call(
+            "scroll",
+            collection,
+            lambda: self.client.scroll(collection, limit=limit, offset=offset, with_payload=True, with_vectors=True),
+        )
+        points = [_point(record) for record in records]
+        return Page(points, next_offset)
+
+    # -- errors and retries -------------------------------------------------------------
+
+    async def _call(self, operation: str, collection: str | None, request: Callable[[], Awaitable[T]]) -> T:
+        """Run one client request; retry transient failures; turn failures into ServiceErrors."""
+        for attempt, pause in enumerate((*RETRY_PAUSES_S, None)):
+            try:
+                return await request()
+            except ServiceError:
+                raise
+            except Exception as exc:
+                error = self._translate(operation, collection, exc)
+                if not isinstance(error, QdrantUnavailable) or pause is None or self._client is None:
+                    raise error from exc
+                log.info("retrying after a transient failure", extra={"operation": operation, "attempt": attempt + 1})
+                await anyio.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _translate(self, operation: str, collection: str | None, exc: Exception) -> ServiceError:
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        if isinstance(exc, UnexpectedResponse):
+            if exc.status_code == 404 and collection is not None:
+                return CollectionNotFound(f"collection {collection!r} does not exist")
+            if exc.status_code in (401, 403):
+                return QdrantRejected(
+                    f"{self.description} refused the request ({exc.status_code}): check QDRANT_API_KEY"
+                )
+            if exc.status_code in _TRANSIENT_STATUS:
+                return self._unavailable(f"HTTP {exc.status_code}")
+            return QdrantRejected(f"Qdrant rejected {operation} ({exc.status_code}): {_response_detail(exc)}")
+        if isinstance(exc, ResponseHandlingException | ConnectionError | TimeoutError | OSError) or _is_transport(exc):
+            return self._unavailable(type(exc).__name__)
+        if isinstance(exc, ValueError) and collection is not None and "not found" in str(exc).lower():
+            # Local mode raises ValueError("Collection x not found").
+            return CollectionNotFound(f"collection {collection!r} does not exist")
+        return QdrantRejected(f"Qdrant {operation} failed: {exc}")
+
+    def _unavailable(self, reason: str) -> QdrantUnavailable:
+        return QdrantUnavailable(
+            f"{self.description} is unreachable ({reason}): check QDRANT_URL and that Qdrant is running; "
+            "the call can be retried"
+        )
+
+
+def _is_transport(exc: Exception) -> bool:
+    # httpx is qdrant-client's transport; its errors do not derive from OSError.
+    return type(exc).__module__.startswith(("httpx", "httpcore"))
+
+
+def _response_detail(exc: Any) -> str:
+    try:
+        body = json.loads(exc.content)
+        return str(body.get("status", {}).get("error") or body)
+    except Exception:  # any body at all: fall back to the status text
+        return str(exc.reason_phrase or "no detail")
+
+
+def _enum(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _schema(info: models.CollectionInfo) -> CollectionSchema:
+    from qdrant_client import models
+
+    config = info.config.params.vectors
+    if config is None:
+        dense: tuple[DenseVector, ...] = ()
+    elif isinstance(config, models.VectorParams):
+        dense = (DenseVector("", config.size, _enum(config.distance)),)
+    else:
+        dense = tuple(DenseVector(name, p.size, _enum(p.distance)) for name, p in config.items())
+    sparse = tuple(sorted(info.config.params.sparse_vectors or {}))
+    indexed = {name: _enum(schema.data_type) for name, schema in (info.payload_schema or {}).items()}
+    return CollectionSchema(dense, sparse, info.points_count or 0, indexed, _enum(info.status))
+
+
+def _point(record: models.Record) -> Point:
+    from qdrant_client import models
+
+    dense: dict[str, list[float]] = {}
+    sparse: dict[str, SparseVector] = {}
+    vectors = record.vector
+    named = vectors if isinstance(vectors, dict) else {"": vectors}
+    for name, vector in named.items():
+        if isinstance(vector, models.SparseVector):
+            sparse[name] = SparseVector(list(vector.indices), list(vector.values))
+        elif isinstance(vector, list) and all(isinstance(x, float | int) for x in vector):
+            dense[name] = [float(x) for x in vector]  # multivectors (lists of lists) are not this layout's
+    return Point(record.id, dense, record.payload or {}, sparse)
+
+
+def _filter(flt: f.Filter | None) -> models.Filter | None:
+    return _render(flt) if flt else None
+
+
+def _render(flt: f.Filter) -> models.Filter:
+    from qdrant_client import models
+
+    def conditions(items: Sequence[f.Condition]) -> list[models.Condition] | None:
+        return [condition(item) for item in items] or None
+
+    def condition(item: f.Condition) -> models.Condition:
+        if isinstance(item, f.Filter):
+            return _render(item)
+        if isinstance(item, f.IsEmpty):
+            return models.IsEmptyCondition(is_empty=models.PayloadField(key=item.key))
+        if isinstance(item, f.IsNull):
+            return models.IsNullCondition(is_null=models.PayloadField(key=item.key))
+        if isinstance(item, f.HasId):
+            return models.HasIdCondition(has_id=list(item.ids))
+        if isinstance(item, f.Nested):
+            return models.NestedCondition(nested=models.Nested(key=item.key, filter=_render(item.filter)))
+        return models.FieldCondition(key=item.key, **field_check(item.check))
+
+    def field_check(check: f.Match | f.Range | f.DatetimeRange) -> dict[str, Any]:
+        if isinstance(check, f.MatchValue):
+            return {"match": models.MatchValue(value=check.value)}
+        if isinstance(check, f.MatchAny):
+            return {"match": models.MatchAny(any=list(check.any))}
+        if isinstance(check, f.MatchExcept):
+            return {"match": models.MatchExcept(**{"except": list(check.values)})}
+        if isinstance(check, f.MatchText):
+            return {"match": models.MatchText(text=check.text)}
+        if isinstance(check, f.DatetimeRange):
+            return {"range": models.DatetimeRange(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
+        return {"range": models.Range(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
+
+    min_should = None
+    if flt.min_should:
+        min_should = models.MinShould(
+            conditions=conditions(flt.min_should.conditions) or [], min_count=flt.min_should.min_count
+        )
+    return models.Filter(
+        must=conditions(flt.must),
+        should=conditions(flt.should),
+        must_not=conditions(flt.must_not),
+        min_should=min_should,
+    )

@@ -1,43 +1,87 @@
 """OpenTelemetry for the server, configured only from the standard OTEL_* variables.
 
-`setup_telemetry` builds the providers (or nothing at all when no exporter is configured);
-`Telemetry.instrument` then wraps the server's layers from outside.
+`setup_telemetry` builds the providers (or nothing at all when no exporter is configured).
+The app factory then hands each layer to `Telemetry.observe_*`, which returns it wrapped in
+a typed observer when telemetry is on, and unchanged when it is off.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import urlsplit
 
 from mcp.server import MCPServer
+from opentelemetry import metrics, trace
 
 from .. import __version__
+from ..backends import Backend
+from ..embeddings import Embedder, EmbeddingModel
 from ..settings import Settings
-from ..store import QdrantStore
-from .providers import Providers, build_providers
+from .instruments import BoundedValues, Instruments, Probes
+from .providers import Providers, TelemetryConfigError, build_providers
+
+SCOPE = "qdrant_mcp"
+
+__all__ = ["Probes", "Telemetry", "TelemetryConfigError", "setup_telemetry"]
 
 
 @dataclass
 class Telemetry:
     providers: Providers
+    names: BoundedValues = field(default_factory=BoundedValues)
 
     @property
     def enabled(self) -> bool:
         return self.providers.enabled
 
-    def instrument(self, mcp: MCPServer, store: QdrantStore) -> None:
-        """Wrap the message pipeline, the embedder and the store; a no-op when telemetry is off."""
+    @cached_property
+    def _instruments(self) -> Instruments:
+        return Instruments(metrics.get_meter(SCOPE, __version__))
+
+    @cached_property
+    def _tracer(self) -> trace.Tracer:
+        return trace.get_tracer(SCOPE, __version__)
+
+    def observe_model(self, model: EmbeddingModel) -> EmbeddingModel:
+        if not self.enabled:
+            return model
+        from .observed import ObservedModel
+
+        return ObservedModel(model, self._instruments)
+
+    def observe_embedder(self, embedder: Embedder) -> Embedder:
+        if not self.enabled:
+            return embedder
+        from .observed import ObservedEmbedder
+
+        return ObservedEmbedder(embedder, self._tracer, self._instruments)
+
+    def observe_backend(self, backend: Backend, url: str | None) -> Backend:
+        if not self.enabled:
+            return backend
+        from .observed import ObservedBackend
+
+        server = None
+        if url and url != ":memory:":
+            parts = urlsplit(url)
+            server = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 6333))
+        return ObservedBackend(backend, self._tracer, self._instruments, self.names, server)
+
+    def observe_server(self, mcp: MCPServer, tools: Iterable[str]) -> None:
+        """Append the message middleware (inside the SDK's own span) and learn the tool names."""
         if not self.enabled:
             return
-        from opentelemetry import metrics, trace
+        from .middleware import MessageTelemetry
 
-        from .instrument import Instruments, instrument_embedder, instrument_store, message_middleware
+        self.names.tools = frozenset(tools)
+        mcp.middleware.append(MessageTelemetry(self._instruments, self.names))
 
-        tracer = trace.get_tracer("qdrant_mcp", __version__)
-        instruments = Instruments(metrics.get_meter("qdrant_mcp", __version__))
-        mcp.middleware.append(message_middleware(instruments))
-        instrument_embedder(store.embedder, tracer, instruments)
-        instrument_store(store, tracer, instruments)
+    def observe_state(self, probes: Probes) -> None:
+        if self.enabled:
+            self._instruments.observe(probes)
 
     def shutdown(self) -> None:
         """Flush what is buffered; called once the server has stopped."""
@@ -45,14 +89,11 @@ class Telemetry:
 
 
 def setup_telemetry(settings: Settings) -> Telemetry:
+    """Providers from OTEL_*; raises TelemetryConfigError (a one-line message) for a bad value."""
     providers = build_providers(__version__)
     if providers.tracer_provider is not None:
-        from opentelemetry import trace
-
         trace.set_tracer_provider(providers.tracer_provider)
     if providers.meter_provider is not None:
-        from opentelemetry import metrics
-
         metrics.set_meter_provider(providers.meter_provider)
     if providers.logger_provider is not None:
         from .log_bridge import OtelLogHandler

@@ -1,0 +1,92 @@
+"""Checks on each POST before the SDK sees it: a body deadline and a well-formed JSON-RPC envelope.
+
+- The body must arrive within BODY_TIMEOUT_S and fit MAX_BODY_BYTES (the SDK's own cap):
+  a client that sends headers and then trickles its body would otherwise hold a
+  connection and a task for ever.
+- A request's `id` must be a string or an integer (JSON-RPC 2.0, MCP). The 2026-07-28 path
+  of the SDK answers 400 for anything else; the 2025 session path accepts the POST (202)
+  and never answers, leaving the client waiting. Here both answer 400 / -32600.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BODY_TIMEOUT_S = 30.0
+MAX_BODY_BYTES = 4 * 1024 * 1024
+INVALID_REQUEST = -32600
+PARSE_ERROR = -32700
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        with anyio.move_on_after(BODY_TIMEOUT_S) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > MAX_BODY_BYTES:
+                    await _reject(send, 413, INVALID_REQUEST, f"request body exceeds {MAX_BODY_BYTES} bytes")
+                    return
+                if not message.get("more_body", False):
+                    break
+        if deadline.cancelled_caught:
+            await _reject(send, 408, INVALID_REQUEST, f"request body not received within {BODY_TIMEOUT_S:.0f} s")
+            return
+        problem = _envelope_problem(body)
+        if problem is not None:
+            await _reject(send, 400, INVALID_REQUEST, problem)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _envelope_problem(body: bytes) -> str | None:
+    """What is wrong with the JSON-RPC envelope, if anything the SDK would not answer itself."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None  # the SDK answers parse errors itself
+    if isinstance(message, dict) and "id" in message and "method" in message:
+        request_id = message["id"]
+        if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+            return "Invalid Request: a request id must be a string or an integer"
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that hands the already-read body over once, then waits on the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _reject(send: Send, status: int, code: int, message: str) -> None:
+    payload: dict[str, Any] = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})

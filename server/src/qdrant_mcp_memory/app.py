@@ -1,54 +1,204 @@
-"""The app factory: settings -> embeddings -> store -> tools -> MCP server -> HTTP app."""
+"""The composition root: settings -> embeddings -> store -> tools -> MCP server -> HTTP app.
+
+`Application` builds every layer once, hands each to telemetry to be observed, and owns
+readiness: tool calls wait until the model is loaded and the engine is open.
+"""
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
 from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
 from . import __version__
-from .auth import BearerTokenAuth
-from .embeddings import FastEmbedEmbedder
+from .arguments import ArgumentGuard
+from .backends import Backend
+from .backends.remote import RemoteBackend, RemoteConfig
+from .embeddings import FastEmbedModel
+from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
 from .resources import register_resources
-from .settings import Settings
-from .store import QdrantStore
+from .scheduler import EmbeddingScheduler
+from .settings import Settings, default_local_path
+from .sparse import Bm25Encoder
+from .store import QdrantStore, StoreConfig
+from .telemetry import Probes, Telemetry
 from .tools import register_tools
+from .transport.auth import BearerTokenAuth
+from .transport.guard import RequestGuard
+from .transport.sessions import SessionLimiter
+from .transport.streams import RequestTracker
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Semantic memory backed by Qdrant. Store facts with qdrant-store (or many at once with "
     "qdrant-store-many) and retrieve them by meaning with qdrant-find."
 )
+# Calls that arrive while the model loads wait this long for it before failing.
+START_WAIT_S = 120.0
+GATED_METHODS = frozenset({"tools/call", "resources/read"})
 
 
-def create_store(settings: Settings) -> QdrantStore:
-    return QdrantStore(settings, FastEmbedEmbedder(settings.embedding_model, settings.embedding_threads))
+@dataclass(frozen=True)
+class Storage:
+    """The engine the settings select, and how to describe it."""
+
+    backend: Backend
+    url: str | None  # a Qdrant server's URL, for telemetry's server.address
+    legacy_local_mode: bool = False
 
 
-def create_server(settings: Settings, store: QdrantStore) -> MCPServer:
-    mcp = MCPServer("qdrant-mcp", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level)
-    register_tools(mcp, settings, store)
-    register_resources(mcp, store)
-    register_health(mcp, store)
-    return mcp
+def select_storage(settings: Settings) -> Storage:
+    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary directory).
 
+    A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
+    or by this server's earlier releases) keeps being served as it is, with a warning that
+    names the migration command: it is never ignored or overwritten.
+    """
+    from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
 
-def create_http_app(settings: Settings, mcp: MCPServer) -> ASGIApp:
-    """The ASGI app for the sse or streamable-http transport, with Host/Origin checks and optional auth."""
-    # Explicit settings keep DNS-rebinding protection on whatever address the server binds.
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=settings.effective_allowed_hosts,
-        allowed_origins=settings.effective_allowed_origins,
+    remote = RemoteConfig(
+        url=settings.qdrant_url if settings.qdrant_url != ":memory:" else None,
+        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+        shard_number=settings.shard_number,
+        replication_factor=settings.replication_factor,
+        write_consistency_factor=settings.write_consistency_factor,
     )
-    if settings.transport == "sse":
-        app: ASGIApp = mcp.sse_app(transport_security=security, host=settings.host)
-    else:
-        # Plain JSON responses for 2025-era clients: no SSE framing per call. The tools send no
-        # progress or server-to-client requests, which are what an SSE response would carry.
-        app = mcp.streamable_http_app(
-            streamable_http_path=settings.path, transport_security=security, host=settings.host, json_response=True
+    if remote.url:
+        return Storage(RemoteBackend(remote), remote.url)
+    if settings.qdrant_url == ":memory:":
+        folder = Path(tempfile.mkdtemp(prefix="qdrant-mcp-memory-"))
+        return Storage(EdgeBackend(EmbeddedConfig(folder, temporary=True)), None)
+    path = settings.qdrant_local_path or default_local_path()
+    if folder_kind(path) == "local-mode":
+        return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)
+    return Storage(EdgeBackend(EmbeddedConfig(path)), None)
+
+
+class StartGate(ServerMiddleware[Any]):
+    """Tool calls and resource reads wait for the model and the engine (health and tools/list do not)."""
+
+    def __init__(self, application: Application) -> None:
+        self.application = application
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method in GATED_METHODS and not self.application.ready:
+            await self.application.wait_ready()
+        return await call_next(ctx)
+
+
+class Application:
+    def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
+        self.settings = settings
+        self.telemetry = telemetry
+        self.scheduler = EmbeddingScheduler(
+            telemetry.observe_model(FastEmbedModel(settings.embedding_model)), settings.embedding_threads
         )
-    if settings.auth_token is not None:
-        app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
-    return app
+        storage = select_storage(settings)
+        self.legacy_local_mode = storage.legacy_local_mode
+        self.backend = telemetry.observe_backend(storage.backend, storage.url)
+        config = StoreConfig(
+            vector_name=settings.vector_name,
+            filterable=tuple(settings.filterable_fields or ()),
+            hybrid=settings.hybrid_search,
+        )
+        self.store = QdrantStore(self.backend, telemetry.observe_embedder(self.scheduler), config, Bm25Encoder())
+        self.mcp = MCPServer(
+            "qdrant-mcp-memory", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level
+        )
+        tools = register_tools(self.mcp, settings, self.store)
+        register_resources(self.mcp, self.store)
+        register_health(self.mcp, self)
+        self.sessions: SessionLimiter | None = None
+        # Middleware runs in list order, inside the SDK's own span: telemetry first, so it sees
+        # the refusals of the gate and the guard as the tool errors they are.
+        telemetry.observe_server(self.mcp, tools)
+        telemetry.observe_state(
+            Probes(
+                queued_texts=lambda: self.scheduler.queued_texts,
+                queue_capacity=lambda: self.scheduler.capacity,
+                open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
+                session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+            )
+        )
+        self.mcp.middleware.append(StartGate(self))
+        self.mcp.middleware.append(ArgumentGuard(self.mcp))
+        self._ready = anyio.Event()
+        self._failure: BaseException | None = None
+        self.stopping = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and not self.stopping
+
+    async def wait_ready(self) -> None:
+        with anyio.move_on_after(START_WAIT_S):
+            await self._ready.wait()
+        if self._failure is not None:
+            raise ServiceError(f"the server could not start: {self._failure}")
+        if not self._ready.is_set():
+            raise ServiceError("the server is still starting (loading the embedding model); retry shortly")
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Open the engine and load the model (in threads); serve while inside; flush and close at exit."""
+        if self.legacy_local_mode:
+            log.warning(
+                "QDRANT_LOCAL_PATH holds qdrant-client local-mode data (brute-force search, all in memory): it is "
+                "served as it is; run `qdrant-mcp-memory migrate` to move it to the embedded engine",
+                extra={"qdrant": self.backend.description},
+            )
+        try:
+            async with self.backend.running(), self.scheduler.running():
+                log.info("ready", extra={"qdrant": self.backend.description, "model": self.scheduler.model_name})
+                self._ready.set()
+                try:
+                    yield
+                finally:
+                    self.stopping = True
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
+    def http_app(self) -> RequestTracker:
+        """The ASGI app for the sse or streamable-http transport, outermost first:
+        request tracking (graceful stop) -> bearer token -> body deadline and JSON-RPC envelope ->
+        session limit -> the SDK (Host/Origin checks, MCP endpoint, health routes)."""
+        settings = self.settings
+        # Explicit settings keep DNS-rebinding protection on whatever address the server binds.
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=settings.effective_allowed_hosts,
+            allowed_origins=settings.effective_allowed_origins,
+        )
+        if settings.transport == "sse":
+            app: ASGIApp = self.mcp.sse_app(transport_security=security, host=settings.host)
+            paths = frozenset({"/sse"})
+        else:
+            # Plain JSON responses for 2025-era clients: no SSE framing per call. The tools send no
+            # progress or server-to-client requests, which are what an SSE response would carry.
+            app = self.mcp.streamable_http_app(
+                streamable_http_path=settings.path,
+                transport_security=security,
+                host=settings.host,
+                json_response=True,
+                max_sessions=settings.max_sessions,
+                session_idle_timeout=None,  # SessionLimiter expires idle sessions (and evicts at the cap)
+            )
+            self.sessions = SessionLimiter(app, settings.path, settings.max_sessions, settings.session_idle_timeout)
+            app = RequestGuard(self.sessions, settings.path)
+            paths = frozenset({settings.path})
+        if settings.auth_token is not None:
+            app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
+        return RequestTracker(app, paths)

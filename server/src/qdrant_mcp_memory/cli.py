@@ -1,4 +1,8 @@
-"""Command line: parse flags, validate settings, set up logging and telemetry, then serve."""
+"""Command line: `qdrant-mcp-memory [options]` serves; `qdrant-mcp-memory migrate ...` copies collections.
+
+Exit codes: 0 stopped cleanly; 1 could not start or run (model missing, port in use, storage
+locked or unreadable); 2 invalid settings or arguments. Every expected failure is one line.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,41 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
-import anyio
 from pydantic import ValidationError
 
-from .serve import serve
+from . import __version__
 from .settings import Settings
-from .telemetry import setup_telemetry
 
 log = logging.getLogger("qdrant_mcp_memory")
+PROG = "qdrant-mcp-memory"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="qdrant-mcp-memory", description="MCP server for Qdrant (semantic memory).")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="MCP server for Qdrant (semantic memory). `qdrant-mcp-memory migrate --help` moves data "
+        "between embedded folders and Qdrant servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], help="overrides MCP_TRANSPORT")
     parser.add_argument("--host", help="bind address for HTTP transports (overrides MCP_HOST)")
     parser.add_argument("--port", type=int, help="port for HTTP transports (overrides MCP_PORT)")
+    parser.add_argument(
+        "--env-file", type=Path, help="read settings from this file too (environment variables win over it)"
+    )
     return parser.parse_args(argv)
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
     overrides = {"MCP_TRANSPORT": args.transport, "MCP_HOST": args.host, "MCP_PORT": args.port}
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if args.env_file is not None:
+        if not args.env_file.is_file():
+            raise ValueError(f"--env-file {args.env_file}: no such file")
+        return Settings(_env_file=args.env_file, **given)  # type: ignore[call-arg]  # pydantic-settings' init kwarg
+    return Settings(**given)
 
 
 def describe(error: ValidationError) -> str:
@@ -41,22 +58,40 @@ def describe(error: ValidationError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        from .migrate import main as migrate
+
+        return migrate(argv[1:])
     args = parse_args(argv)
     try:
         settings = load_settings(args)
     except ValidationError as exc:
-        print(f"qdrant-mcp-memory: invalid setting: {describe(exc)}", file=sys.stderr)
-        return 2
-    # Before numpy loads: embedded Qdrant's search is one matrix-vector product per query, and
-    # OpenBLAS threads spin between calls, taking the cores the embedding runs and event loop need.
+        return _invalid(describe(exc))
+    except ValueError as exc:
+        return _invalid(str(exc))
+    # Before numpy loads: the engines' searches are single matrix-vector products, and OpenBLAS
+    # threads spin between calls, taking the cores the embedding runs and the event loop need.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # Argument errors reach clients (and LLMs): without the pydantic documentation link.
+    os.environ.setdefault("PYDANTIC_ERRORS_INCLUDE_URL", "0")
     from .logs import configure_logging
+    from .telemetry import TelemetryConfigError, setup_telemetry
 
     configure_logging(settings)
-    telemetry = setup_telemetry(settings)
     try:
+        telemetry = setup_telemetry(settings)
+    except TelemetryConfigError as exc:
+        return _invalid(str(exc))
+    try:
+        import anyio
+
+        from .serve import serve
+
         anyio.run(serve, settings, telemetry, backend_options={"use_uvloop": _has_uvloop()})
-    except Exception as exc:
+    except BaseException as exc:  # every failure ends as one line and exit 1 (Ctrl-C included)
+        if isinstance(exc, KeyboardInterrupt):
+            return 0
         _report_failure(exc)
         return 1
     finally:
@@ -64,10 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _invalid(message: str) -> int:
+    print(f"{PROG}: invalid setting: {message}", file=sys.stderr)
+    return 2
+
+
 def _has_uvloop() -> bool:
     """uvloop (a dependency on Linux and macOS) runs the event loop in C: less CPU per call."""
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401  # imported only to see whether it is installed
     except ImportError:
         return False
     return True
@@ -76,12 +116,13 @@ def _has_uvloop() -> bool:
 def _report_failure(exc: BaseException) -> None:
     """Expected start-up failures get one clear line; anything else its traceback."""
     from .embeddings import EmbeddingModelError
-    from .store import StoreError
+    from .errors import ServiceError
+    from .serve import StartupError
 
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
             _report_failure(inner)
-    elif isinstance(exc, (EmbeddingModelError, StoreError)):
+    elif isinstance(exc, EmbeddingModelError | ServiceError | StartupError):
         log.error("cannot start: %s", exc)
     else:
         log.error("server failed", exc_info=exc)

@@ -1,30 +1,65 @@
-"""Liveness and readiness endpoints; both open, neither behind the Host check or auth."""
+"""Liveness and readiness; both open (no token, no Host check), so orchestrators can probe them.
+
+Readiness details (the model, where the data lives, why Qdrant is unreachable) go only to
+requests whose Host is allowed: a stranger probing the port learns "ready" or not, not the
+store's path or the Qdrant URL.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import anyio
 from mcp.server import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .store import QdrantStore, StoreError
+from .errors import ServiceError
+
+if TYPE_CHECKING:
+    from .app import Application
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+PING_TIMEOUT_S = 2.0
 
 
-def register_health(mcp: MCPServer, store: QdrantStore) -> None:
+def host_allowed(host: str | None, allowed: list[str]) -> bool:
+    """The SDK's Host rule: an exact `host:port`, or `host:*` for any port."""
+    if not host:
+        return False
+    return host in allowed or any(p.endswith(":*") and host.startswith(p[:-1]) for p in allowed)
+
+
+def register_health(mcp: MCPServer, application: Application) -> None:
+    allowed = application.settings.effective_allowed_hosts
+
     @mcp.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     @mcp.custom_route("/readyz", methods=["GET"])
-    async def readyz(_: Request) -> JSONResponse:
-        if not store.started:
-            return JSONResponse({"status": "starting", "reason": "embedding model or Qdrant client not ready"}, 503)
+    async def readyz(request: Request) -> JSONResponse:
+        detailed = host_allowed(request.headers.get("host"), allowed)
+
+        def answer(status: str, code: int, **details: Any) -> JSONResponse:
+            return JSONResponse({"status": status, **(details if detailed else {})}, code)
+
+        if application.stopping:
+            return answer("stopping", 503, reason="the server is shutting down")
+        if not application.ready:
+            return answer("starting", 503, reason="loading the embedding model and opening Qdrant")
         try:
-            await store.ping()
-        except (StoreError, TimeoutError) as exc:
-            reason = str(exc) if isinstance(exc, StoreError) else "Qdrant did not answer in time"
-            return JSONResponse({"status": "unavailable", "reason": reason}, 503)
-        return JSONResponse(
-            {"status": "ready", "model": store.embedder.model_name, "qdrant": store.describe_location()}
+            with anyio.fail_after(PING_TIMEOUT_S):
+                await application.backend.ping()
+        except ServiceError as exc:
+            return answer("unavailable", 503, reason=str(exc))
+        except TimeoutError:
+            return answer("unavailable", 503, reason="Qdrant did not answer in time")
+        return answer(
+            "ready",
+            200,
+            model=application.scheduler.model_name,
+            qdrant=application.backend.description,
+            search="hybrid" if application.settings.hybrid_search else "dense",
+            **({"storage": "qdrant-client local mode: migrate it"} if application.legacy_local_mode else {}),
         )

@@ -50,8 +50,14 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record: control characters in client-chosen text (a tool name with a newline) are escaped,
+    so no value can forge a line of its own."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's own method name
+        return _escape(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -60,8 +66,14 @@ class TextFormatter(logging.Formatter):
         if trace_id:
             extras["trace_id"] = trace_id
         if extras:
-            line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
+            line += " " + " ".join(f"{_escape(str(key))}={_escape(str(value))}" for key, value in extras.items())
         return line
+
+
+def _escape(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def configure_logging(settings: Settings) -> logging.Handler:
@@ -76,6 +88,9 @@ def configure_logging(settings: Settings) -> logging.Handler:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mcp"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # At DEBUG the SDK and SSE loggers write whole messages, documents included: never below INFO.
+    for name in ("mcp", "sse_starlette"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
     # A line per request duplicates the per-call log; keep access logs for debugging.
     logging.getLogger("uvicorn.access").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
     for noisy in ("httpx", "httpcore", "httpx2"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
+from .errors import ServiceError
 from .results import CollectionInfoResult, CollectionListResult
-from .store import QdrantStore, StoreError
+from .store import QdrantStore
+from .validation import collection_name
 
 
 def register_resources(mcp: MCPServer, store: QdrantStore) -> None:
@@ -19,7 +21,7 @@ def register_resources(mcp: MCPServer, store: QdrantStore) -> None:
     async def collections() -> str:
         try:
             names = await store.list_collections()
-        except StoreError as exc:
+        except ServiceError as exc:
             raise ResourceError(str(exc)) from None
         return CollectionListResult(collections=names).model_dump_json()
 
@@ -31,7 +33,9 @@ def register_resources(mcp: MCPServer, store: QdrantStore) -> None:
     )
     async def collection(name: str) -> str:
         try:
-            details = await store.collection_details(name)
-        except StoreError as exc:
+            details = await store.collection_details(collection_name(name))
+        except ValueError as exc:
             raise ResourceError(str(exc)) from None
-        return CollectionInfoResult.from_details(details, store).model_dump_json()
+        except ServiceError as exc:
+            raise ResourceError(str(exc)) from None
+        return CollectionInfoResult.from_details(details).model_dump_json()

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from .store import CollectionDetails, Hit, PointId, QdrantStore
+from .store import CollectionDetails, Found, PointId, Stored
+from .validation import sanitize
 
 
 class ToolResult(BaseModel):
     def render(self) -> str:
         raise NotImplementedError
+
+    def respond(self) -> CallToolResult:
+        """Structured content (the outputSchema) plus the readable text an LLM reads."""
+        return CallToolResult(
+            content=[TextContent(type="text", text=self.render())],
+            structured_content=self.model_dump(mode="json"),
+        )
 
 
 class StoreResult(ToolResult):
@@ -25,10 +34,19 @@ class StoreResult(ToolResult):
 
 class StoreManyResult(ToolResult):
     collection: str
-    ids: list[PointId] = Field(description="The ids of the stored points, in input order.")
+    ids: list[PointId] = Field(description="The id each entry was stored under, in input order.")
+    points: int = Field(description="How many distinct points were written (identical entries share one).")
+
+    @classmethod
+    def from_stored(cls, collection: str, stored: Stored) -> StoreManyResult:
+        return cls(collection=collection, ids=stored.ids, points=stored.points)
 
     def render(self) -> str:
-        return f"Remembered {len(self.ids)} entries in collection {self.collection!r}."
+        text = f"Remembered {self.points} entries in collection {self.collection!r}."
+        if self.points != len(self.ids):
+            repeated = len(self.ids) - self.points
+            text += f" {repeated} of the {len(self.ids)} entries repeated another entry exactly and were stored once."
+        return text
 
 
 class FoundEntry(BaseModel):
@@ -43,18 +61,31 @@ class FindResult(ToolResult):
     query: str
     collection_exists: bool
     hits: list[FoundEntry]
+    search: str = Field(
+        "dense",
+        description="How the collection was searched: dense, hybrid (dense + BM25), or dense only because the "
+        "collection has no BM25 vector.",
+    )
 
     @classmethod
-    def from_hits(cls, collection: str, query: str, hits: list[Hit] | None) -> FindResult:
-        found = [FoundEntry(id=h.id, score=h.score, document=h.document, metadata=h.metadata) for h in hits or []]
-        return cls(collection=collection, query=query, collection_exists=hits is not None, hits=found)
+    def from_found(cls, collection: str, query: str, found: Found | None) -> FindResult:
+        # Points stored before text was validated may hold lone surrogates: replace them so every hit is returnable.
+        hits = [
+            FoundEntry(id=h.id, score=h.score, document=sanitize(h.document), metadata=sanitize(h.metadata))
+            for h in (found.hits if found else [])
+        ]
+        mode = found.mode if found else "dense"
+        return cls(collection=collection, query=query, collection_exists=found is not None, hits=hits, search=mode)
 
     def render(self) -> str:
         if not self.collection_exists:
             return f"Collection {self.collection!r} does not exist yet: nothing is stored there."
+        note = ""
+        if self.search == "dense (no sparse vector)":
+            note = " (searched by meaning only: this collection was created without the BM25 vector hybrid search uses)"
         if not self.hits:
-            return f"No results for {self.query!r} in collection {self.collection!r}."
-        lines = [f"Results for {self.query!r} in collection {self.collection!r}:"]
+            return f"No results for {self.query!r} in collection {self.collection!r}{note}."
+        lines = [f"Results for {self.query!r} in collection {self.collection!r}{note}:"]
         for hit in self.hits:
             meta = f" metadata={json.dumps(hit.metadata, ensure_ascii=False)}" if hit.metadata else ""
             lines.append(f"- [{hit.score:.3f}] id={hit.id}{meta}\n  {hit.document}")
@@ -89,21 +120,23 @@ class CollectionInfoResult(ToolResult):
     points_count: int
     status: str
     vectors: list[VectorDescription]
+    sparse_vectors: list[str] = Field(default_factory=list, description="Sparse vectors (bm25 for hybrid search).")
     indexed_fields: dict[str, str] = Field(description="Payload field -> index type.")
     searchable: bool = Field(description="Whether this server's embedding model matches the collection's vectors.")
     expected_vector: VectorDescription = Field(description="The vector this server writes and searches.")
 
     @classmethod
-    def from_details(cls, details: CollectionDetails, store: QdrantStore) -> CollectionInfoResult:
+    def from_details(cls, details: CollectionDetails) -> CollectionInfoResult:
         return cls(
             name=details.name,
             points_count=details.points_count,
             status=details.status,
             vectors=[VectorDescription(name=v.name, size=v.size, distance=v.distance) for v in details.vectors],
+            sparse_vectors=details.sparse_vectors,
             indexed_fields=details.indexed_fields,
             searchable=details.compatible,
             expected_vector=VectorDescription(
-                name=store.vector_name, size=store.embedder.dimension or 0, distance="Cosine"
+                name=details.expected.name, size=details.expected.size, distance=details.expected.distance
             ),
         )
 

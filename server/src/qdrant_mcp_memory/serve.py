@@ -1,106 +1,136 @@
-"""Serving: the store starts in the background while the transport already answers; a
-signal stops the transport gracefully, then the store closes."""
+"""Serving: the transport answers at once while the model loads; a signal stops it gracefully.
+
+Stop order on SIGTERM/SIGINT: new requests are refused (503), calls in flight finish (up to
+DRAIN_GRACE_S), event streams are ended, uvicorn closes, then the embedding workers stop
+and the engine is flushed and closed. The whole stop stays within Docker's 10 s grace.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
 import uvicorn
-from anyio.abc import TaskGroup
-from mcp.server import MCPServer
 
+from .app import Application
 from .settings import Settings
 from .telemetry import Telemetry
+from .transport.protocol import HeaderDeadlineProtocol
 
 log = logging.getLogger("qdrant_mcp_memory")
 
 Stop = Callable[[], Awaitable[None]]
-# In-flight calls get this long to finish after SIGTERM; below Docker's default 10 s grace.
-SHUTDOWN_GRACE_S = 8
+# Calls in flight get this long to finish after SIGTERM; streams and shutdown take the rest of 10 s.
+DRAIN_GRACE_S = 7.0
+KEEP_ALIVE_S = 5
+
+
+class StartupError(Exception):
+    """The server cannot start for a reason one line explains (port in use, storage locked, ...)."""
 
 
 async def serve(settings: Settings, telemetry: Telemetry) -> None:
-    from .app import create_server, create_store
+    application = Application(settings, telemetry)
+    if settings.transport == "stdio":
+        run, stop = _stdio(application)
+    else:
+        run, stop = _http(settings, application)
+    transport_done, components_done = anyio.Event(), anyio.Event()
+    failure: BaseException | None = None
 
-    store = create_store(settings)
-    mcp = create_server(settings, store)
-    telemetry.instrument(mcp, store)
-    failure: Exception | None = None
-
-    async def start_store(stop: Stop) -> None:
-        # The transport is already up (health answers, tools/list works) while the model loads.
+    async def components() -> None:
+        # The engine stays open until the transport has stopped: calls in flight can finish.
         nonlocal failure
         try:
-            await store.start()
+            async with application.running():
+                await transport_done.wait()
         except Exception as exc:
             failure = exc
             await stop()
+        finally:
+            components_done.set()
 
-    try:
-        async with anyio.create_task_group() as tasks:
-            stop = await _run_transport(settings, mcp, tasks)
-            tasks.start_soon(_stop_on_signal, stop)
-            tasks.start_soon(start_store, stop)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()
-        log.info("stopped")
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(components)
+        tasks.start_soon(_stop_on_signal, stop)
+        if application.sessions is not None:
+            tasks.start_soon(application.sessions.expire_idle)
+        await run()
+        transport_done.set()
+        await components_done.wait()
+        tasks.cancel_scope.cancel()
+    log.info("stopped")
     if failure is not None:
         raise failure
 
 
-async def _run_transport(settings: Settings, mcp: MCPServer, tasks: TaskGroup) -> Stop:
-    """Start the transport in `tasks`; return the function that stops it gracefully."""
-    if settings.transport == "stdio":
-        scope = anyio.CancelScope()
+def _stdio(application: Application) -> tuple[Callable[[], Awaitable[None]], Stop]:
+    scope = anyio.CancelScope()
 
-        async def run_stdio() -> None:
-            with scope:
-                await mcp.run_stdio_async()
-            tasks.cancel_scope.cancel()
-
-        tasks.start_soon(run_stdio)
+    async def run() -> None:
         log.info("serving on stdio")
+        with scope:
+            await application.mcp.run_stdio_async()
 
-        async def stop_stdio() -> None:
-            scope.cancel()
+    async def stop() -> None:
+        scope.cancel()
 
-        return stop_stdio
+    return run, stop
 
-    from .app import create_http_app
-    from .drain import RequestDrain
 
-    drain = RequestDrain(create_http_app(settings, mcp))
-    server = _GracefulServer(
+def _http(settings: Settings, application: Application) -> tuple[Callable[[], Awaitable[None]], Stop]:
+    tracker = application.http_app()
+    sock = _bind(settings.host, settings.port)
+    server = _Server(
         uvicorn.Config(
-            drain,
-            host=settings.host,
-            port=settings.port,
+            tracker,
             log_config=None,
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             lifespan="on",
+            http=HeaderDeadlineProtocol,
+            limit_concurrency=settings.max_connections,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            # The calls were drained already; what is left is cancelled streams winding down.
+            timeout_graceful_shutdown=1,
         )
     )
 
-    async def run_http() -> None:
-        await server.serve()
-        tasks.cancel_scope.cancel()
+    async def run() -> None:
+        path = "/sse" if settings.transport == "sse" else settings.path
+        url = f"http://{settings.host}:{settings.port}{path}"
+        log.info("serving", extra={"transport": settings.transport, "url": url})
+        await server.serve(sockets=[sock])
 
-    tasks.start_soon(run_http)
-    path = "/sse" if settings.transport == "sse" else settings.path
-    log.info("serving", extra={"transport": settings.transport, "url": f"http://{settings.host}:{settings.port}{path}"})
-
-    async def stop_http() -> None:
-        left = await drain.drain(SHUTDOWN_GRACE_S)
+    async def stop() -> None:
+        left = await tracker.stop(DRAIN_GRACE_S)
         if left:
             log.warning("stopping with calls still in flight", extra={"in_flight": left})
         server.should_exit = True
 
-    return stop_http
+    return run, stop
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a busy port is one clear line, not a traceback from uvicorn."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        reason = (
+            "is in use by another process"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot be bound ({exc.strerror or exc})"
+        )
+        raise StartupError(f"port {port} on {host} {reason}: choose another with --port or MCP_PORT") from None
+    return sock
 
 
 async def _stop_on_signal(stop: Stop) -> None:
@@ -111,9 +141,9 @@ async def _stop_on_signal(stop: Stop) -> None:
             return
 
 
-class _GracefulServer(uvicorn.Server):
-    """uvicorn re-raises a captured SIGTERM after shutting down, so the process would die by
-    the signal (exit 143). Signals are handled by `_stop_on_signal` instead, so a clean stop exits 0."""
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM after shutting down, so the process would die by the
+    signal (exit 143). Signals are handled by `_stop_on_signal` instead, so a clean stop exits 0."""
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:

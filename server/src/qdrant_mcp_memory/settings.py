@@ -1,12 +1,16 @@
-"""Typed, validated settings read from the environment and `.env`.
+"""Typed, validated settings read from the environment (and an env file, only when one is named).
 
 Names follow the official `mcp-server-qdrant` where it has them, so a configuration
 written for it keeps working. Empty strings count as unset (the official image sets
-`QDRANT_URL=""`). Every secret can also come from `NAME_FILE`.
+`QDRANT_URL=""`). Every secret can also come from `NAME_FILE`. No `.env` is read from the
+working directory: that file belongs to Docker Compose, and its container paths
+(`/run/secrets/...`) must not leak into a server started from the same folder.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import keyword
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -28,14 +32,30 @@ FieldType = Literal["keyword", "integer", "float", "boolean"]
 Condition = Literal["==", "!=", ">", ">=", "<", "<=", "any", "except"]
 
 
+# Parameters qdrant-find has of its own: a filterable field cannot take their names.
+RESERVED_PARAMETERS = frozenset({"query", "limit", "score_threshold", "collection_name", "query_filter"})
+
+
 class FilterableField(BaseModel):
     """One entry of `FILTERABLE_FIELDS` (the official server's format)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=64)
     description: str
     field_type: FieldType
     condition: Condition | None = None
     required: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _parameter_name(cls, name: str) -> str:
+        # Each field becomes a parameter of qdrant-find: it needs a name a parameter can have.
+        if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("_"):
+            raise ValueError(
+                f"field name {name!r} must be an ASCII identifier (letters, digits, _; not a Python keyword)"
+            )
+        if name in RESERVED_PARAMETERS:
+            raise ValueError(f"field name {name!r} is a parameter of qdrant-find already; pick another name")
+        return name
 
     @model_validator(mode="after")
     def _condition_fits_type(self) -> FilterableField:
@@ -71,12 +91,7 @@ def default_local_path() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_ignore_empty=True,
-        extra="ignore",
-        case_sensitive=False,
-    )
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", case_sensitive=False)
 
     # Qdrant connection (official names)
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
@@ -84,6 +99,14 @@ class Settings(BaseSettings):
     qdrant_api_key_file: Path | None = Field(None, validation_alias=_env("QDRANT_API_KEY_FILE"))
     qdrant_local_path: Path | None = Field(None, validation_alias=_env("QDRANT_LOCAL_PATH"))
     collection_name: str | None = Field(None, validation_alias=_env("COLLECTION_NAME"), min_length=1, max_length=255)
+    # Collections this server creates on a Qdrant cluster: shards and replicas (unset = Qdrant's defaults).
+    shard_number: int | None = Field(None, validation_alias=_env("QDRANT_SHARD_NUMBER"), ge=1, le=1024)
+    replication_factor: int | None = Field(None, validation_alias=_env("QDRANT_REPLICATION_FACTOR"), ge=1, le=64)
+    write_consistency_factor: int | None = Field(
+        None, validation_alias=_env("QDRANT_WRITE_CONSISTENCY_FACTOR"), ge=1, le=64
+    )
+    # Dense + BM25 fused by reciprocal rank fusion; off by default for drop-in compatibility.
+    hybrid_search: bool = Field(False, validation_alias=_env("QDRANT_HYBRID_SEARCH"))
 
     # Embeddings (official names)
     embedding_provider: Literal["fastembed"] = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
@@ -108,6 +131,13 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str] | None, NoDecode] = Field(None, validation_alias=_env("MCP_ALLOWED_ORIGINS"))
     auth_token: SecretStr | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN"))
     auth_token_file: Path | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN_FILE"))
+    # Serving without a token on an address other hosts can reach must be asked for by name.
+    allow_unauthenticated: bool = Field(False, validation_alias=_env("MCP_ALLOW_UNAUTHENTICATED"))
+    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap.
+    max_sessions: int = Field(256, validation_alias=_env("MCP_MAX_SESSIONS"), ge=1, le=100_000)
+    session_idle_timeout: float = Field(600, validation_alias=_env("MCP_SESSION_IDLE_TIMEOUT"), gt=0, le=86_400)
+    # Open HTTP connections (and requests) at once; more get 503 at once.
+    max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -143,18 +173,14 @@ class Settings(BaseSettings):
         names = [f.name for f in self.filterable_fields or []]
         if len(names) != len(set(names)):
             raise ValueError("FILTERABLE_FIELDS: field names must be unique")
+        exposed = self.transport != "stdio" and not is_loopback(self.host)
+        if exposed and self.auth_token is None and not self.allow_unauthenticated:
+            raise ValueError(
+                f"MCP_HOST={self.host} is reachable from other hosts and no MCP_AUTH_TOKEN(_FILE) is set: set a "
+                "token, or MCP_ALLOW_UNAUTHENTICATED=true to let anyone who reaches the port read, write and "
+                "delete memories"
+            )
         return self
-
-    @property
-    def qdrant_location(self) -> str:
-        """The `location`/`path` qdrant-client opens: a URL, `:memory:`, or a directory."""
-        if self.qdrant_url:
-            return self.qdrant_url
-        return str(self.qdrant_local_path or default_local_path())
-
-    @property
-    def is_embedded(self) -> bool:
-        return not self.qdrant_url or self.qdrant_url == ":memory:"
 
     @property
     def vector_name(self) -> str:
@@ -173,6 +199,16 @@ class Settings(BaseSettings):
         if self.allowed_origins is not None:
             return self.allowed_origins
         return ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this machine only."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def _secret_from_file(value: SecretStr | None, path: Path | None, name: str) -> SecretStr | None:

@@ -1,57 +1,54 @@
-"""Qdrant access in the official server's layout, through the async client only.
+"""Memories in Qdrant collections laid out as the official server lays them out.
 
-The same `AsyncQdrantClient` code path serves a remote URL and the embedded local mode
-(`:memory:` or a directory). Each collection's layout is checked once per process before
-it is searched or written, so a mismatched collection fails loudly instead of
-returning wrong neighbours.
+One named dense vector `fast-<model>` (cosine) and the payload `{"document", "metadata"}`,
+so a collection moves unchanged between the official server, a Qdrant server and the
+embedded engine. In hybrid mode, new collections also get a BM25 sparse vector (IDF
+modifier) and searches fuse both rankings; collections without it are searched dense-only.
+
+Each collection's layout is checked before it is first written or searched (and again after
+the engine reports it missing), so a mismatched collection fails loudly instead of
+returning wrong neighbours, and no embedding work is spent on a call that cannot succeed.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
-import anyio.to_thread
 
-from .embeddings import FastEmbedEmbedder
-from .settings import FilterableField, Settings
-
-if TYPE_CHECKING:
-    from qdrant_client import AsyncQdrantClient, models
-
-# qdrant-client is imported where it is used, not here: importing it takes a second or two,
-# and the transport should answer (health, tools/list) while that happens in `start()`.
+from .backends import Backend, DenseVector, NewCollection, Point, PointId, Search, SparseVector
+from .embeddings import Embedder
+from .errors import CollectionLayoutError, CollectionNotFound, InvalidRequest
+from .filters import Filter
+from .settings import FilterableField
 
 log = logging.getLogger(__name__)
 
-# Point ids derived from content live in their own UUID namespace.
+# Point ids derived from content live in their own UUID namespace (stable across releases).
 CONTENT_ID_NAMESPACE = uuid.UUID("6f1f4d1e-3c55-5a4e-9e3c-7d0c2b1c9a11")
-PING_TIMEOUT_S = 2.0
-
-_INDEX_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "boolean": "bool"}
-
-PointId = str | int
+SPARSE_VECTOR = "bm25"
+# Candidates each ranking contributes to a hybrid search, at least.
+HYBRID_CANDIDATES = 50
 
 
-class StoreError(Exception):
-    """A failure with a message meant for the caller (and an LLM) to act on."""
+class SparseEncoder(Protocol):
+    """BM25 term weights for the sparse half of hybrid search."""
+
+    def documents(self, texts: Sequence[str]) -> list[SparseVector]: ...
+
+    def query(self, text: str) -> SparseVector: ...
 
 
-class QdrantUnavailable(StoreError):
-    pass
-
-
-class CollectionLayoutError(StoreError):
-    pass
-
-
-class CollectionNotFound(StoreError):
-    pass
+@dataclass(frozen=True)
+class StoreConfig:
+    vector_name: str
+    filterable: tuple[FilterableField, ...] = ()
+    # Hybrid search: new collections get the sparse vector; searches fuse dense and BM25.
+    hybrid: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +56,12 @@ class Entry:
     document: str
     metadata: dict[str, Any] | None = None
     id: PointId | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    ids: list[PointId]  # per entry, in input order
+    points: int  # distinct points written (identical entries collapse into one)
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,10 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class VectorInfo:
-    name: str
-    size: int
-    distance: str
+class Found:
+    hits: list[Hit]
+    # "dense", "hybrid", or "dense (no sparse vector)": a hybrid search on an older collection.
+    mode: str
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,16 @@ class CollectionDetails:
     name: str
     points_count: int
     status: str
-    vectors: list[VectorInfo]
+    vectors: list[DenseVector]
+    sparse_vectors: list[str]
     indexed_fields: dict[str, str]
     compatible: bool
+    expected: DenseVector
+
+
+@dataclass(frozen=True)
+class _Layout:
+    sparse: bool
 
 
 def content_id(document: str) -> str:
@@ -91,128 +101,61 @@ def content_id(document: str) -> str:
     return str(uuid.uuid5(CONTENT_ID_NAMESPACE, document))
 
 
-def normalize_id(value: PointId) -> PointId:
-    """Qdrant takes unsigned integers or UUIDs; reject anything else with a clear message."""
-    if isinstance(value, bool):
-        raise StoreError(f"invalid point id {value!r}: use a UUID string or a non-negative integer")
-    if isinstance(value, int):
-        if value < 0:
-            raise StoreError(f"invalid point id {value}: integer ids must be non-negative")
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise StoreError(f"invalid point id {value!r}: use a UUID string or a non-negative integer") from None
-
-
 class QdrantStore:
-    """Stores and finds documents in Qdrant collections laid out as the official server does."""
+    """Stores, finds and deletes memories through a Backend."""
 
-    def __init__(self, settings: Settings, embedder: FastEmbedEmbedder) -> None:
-        self.settings = settings
+    def __init__(
+        self, backend: Backend, embedder: Embedder, config: StoreConfig, sparse: SparseEncoder | None = None
+    ) -> None:
+        self.backend = backend
         self.embedder = embedder
-        self.vector_name = settings.vector_name
-        self._filterable: Sequence[FilterableField] = settings.filterable_fields or []
-        self._client: AsyncQdrantClient | None = None
-        self._checked: set[str] = set()  # collections whose layout and indexes are known good
-        self._started = anyio.Event()
+        self.config = config
+        # Written whenever a collection has the sparse vector; searched only in hybrid mode.
+        self.sparse = sparse
+        self._layouts: dict[str, _Layout] = {}  # collections whose layout and indexes are known good
         self._checking = anyio.Lock()
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Import the client library and load the model off the event loop; operations wait for this."""
-        await anyio.to_thread.run_sync(importlib.import_module, "qdrant_client")
-        await self.open()
-        await anyio.to_thread.run_sync(self.embedder.load)
-        self._started.set()
-
-    @property
-    def started(self) -> bool:
-        return self._started.is_set()
-
-    async def open(self) -> None:
-        """Open the client. Remote connections are lazy; the embedded store opens its files here."""
-        from qdrant_client import AsyncQdrantClient
-
-        location = self.settings.qdrant_location
-        if self.settings.qdrant_url:
-            api_key = self.settings.qdrant_api_key.get_secret_value() if self.settings.qdrant_api_key else None
-            if location == ":memory:":
-                self._client = AsyncQdrantClient(location=location)
-            else:
-                self._client = AsyncQdrantClient(url=location, api_key=api_key, timeout=10, check_compatibility=False)
-        else:
-            await anyio.Path(location).mkdir(parents=True, exist_ok=True)
-            self._client = AsyncQdrantClient(path=location)
-        log.info("qdrant client opened", extra={"qdrant": self.describe_location()})
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    def describe_location(self) -> str:
-        if self.settings.qdrant_url:
-            return self.settings.qdrant_url
-        return f"embedded at {self.settings.qdrant_location}"
-
-    @property
-    def client(self) -> AsyncQdrantClient:
-        if self._client is None:
-            raise QdrantUnavailable("the Qdrant client is closed: the server is shutting down")
-        return self._client
-
-    async def ping(self) -> None:
-        """Raise QdrantUnavailable unless Qdrant answers within PING_TIMEOUT_S."""
-        with anyio.fail_after(PING_TIMEOUT_S):
-            await self.call("ping", None, self.client.get_collections())
 
     # -- writes ----------------------------------------------------------------------
 
-    async def store(self, collection: str, entries: Sequence[Entry]) -> list[PointId]:
-        """Embed all entries in one batch and write them in one upsert, acknowledged by Qdrant."""
-        from qdrant_client import models
-
-        await self._started.wait()
-        vectors = await self.embedder.embed_documents([entry.document for entry in entries])
-        await self._ensure_collection(collection, create=True)
-        ids = [normalize_id(entry.id) if entry.id is not None else content_id(entry.document) for entry in entries]
+    async def store(self, collection: str, entries: Sequence[Entry]) -> Stored:
+        """Embed the entries and write them in one upsert, acknowledged by the engine."""
+        ids, unique = _dedupe(entries)
+        layout = await self._writable(collection)
+        documents = [entry.document for entry in unique.values()]
+        vectors = await self.embedder.embed_documents(documents)
+        sparse: list[dict[str, SparseVector]] = [{} for _ in documents]
+        if layout.sparse:
+            sparse = [{SPARSE_VECTOR: v} for v in await anyio.to_thread.run_sync(self._encoder().documents, documents)]
         points = [
-            models.PointStruct(
+            Point(
                 id=point_id,
-                vector={self.vector_name: vector},
+                dense={self.config.vector_name: vector},
                 payload={"document": entry.document, "metadata": entry.metadata},
+                sparse=sparse_vectors,
             )
-            for point_id, entry, vector in zip(ids, entries, vectors, strict=True)
+            for (point_id, entry), vector, sparse_vectors in zip(unique.items(), vectors, sparse, strict=True)
         ]
-        await self.call("upsert", collection, self.client.upsert(collection, points=points, wait=True))
-        return ids
+        try:
+            await self.backend.upsert(collection, points)
+        except CollectionNotFound:
+            # The engine lost the collection since it was checked (e.g. restarted on empty storage).
+            self._layouts.pop(collection, None)
+            await self._writable(collection)
+            await self.backend.upsert(collection, points)
+        return Stored(ids, len(points))
 
-    async def delete(self, collection: str, ids: Sequence[PointId] | None, query_filter: models.Filter | None) -> int:
-        """Delete points by id or by filter; returns how many existed and were removed."""
-        from qdrant_client import models
+    async def delete_ids(self, collection: str, ids: Sequence[PointId]) -> int:
+        """Delete points by id; returns how many of them existed."""
+        await self._require(collection)
+        existing = await self.backend.existing_ids(collection, ids)
+        await self.backend.delete_ids(collection, ids)
+        return len(existing)
 
-        await self._started.wait()
-        await self._ensure_collection(collection, create=False)
-        if ids:
-            point_ids = [normalize_id(point_id) for point_id in ids]
-            found = await self.call(
-                "retrieve", collection, self.client.retrieve(collection, point_ids, with_payload=False)
-            )
-            selector: models.PointsSelector = models.PointIdsList(points=point_ids)
-            count = len(found)
-        else:
-            assert query_filter is not None
-            counted = await self.call(
-                "count", collection, self.client.count(collection, count_filter=query_filter, exact=True)
-            )
-            selector = models.FilterSelector(filter=query_filter)
-            count = counted.count
-        await self.call("delete", collection, self.client.delete(collection, points_selector=selector, wait=True))
+    async def delete_matching(self, collection: str, filter: Filter) -> int:
+        """Delete every point the filter matches; returns how many there were."""
+        await self._require(collection)
+        count = await self.backend.count(collection, filter)
+        await self.backend.delete_matching(collection, filter)
         return count
 
     # -- reads -----------------------------------------------------------------------
@@ -223,196 +166,153 @@ class QdrantStore:
         query: str,
         limit: int,
         score_threshold: float | None = None,
-        query_filter: models.Filter | None = None,
-    ) -> list[Hit] | None:
+        filter: Filter | None = None,
+    ) -> Found | None:
         """Nearest documents to `query`; None when the collection does not exist."""
-        await self._started.wait()
-        try:
-            await self._ensure_collection(collection, create=False)
-        except CollectionNotFound:
+        layout = await self._layout(collection, create=False)
+        if layout is None:
             return None
         vector = await self.embedder.embed_query(query)
-        response = await self.call(
-            "query_points",
-            collection,
-            self.client.query_points(
-                collection,
-                query=vector,
-                using=self.vector_name,
-                limit=limit,
-                score_threshold=score_threshold,
-                query_filter=query_filter,
-                with_payload=True,
-            ),
-        )
-        return [_hit(point) for point in response.points]
+        search = Search(self.config.vector_name, vector, limit, filter, score_threshold)
+        mode = "dense"
+        if self.config.hybrid:
+            if layout.sparse:
+                sparse = self._encoder().query(query)
+                candidates = max(HYBRID_CANDIDATES, 2 * limit)
+                search = Search(
+                    self.config.vector_name, vector, limit, filter, score_threshold, SPARSE_VECTOR, sparse, candidates
+                )
+                mode = "hybrid"
+            else:
+                mode = "dense (no sparse vector)"
+        try:
+            points = await self.backend.search(collection, search)
+        except CollectionNotFound:
+            self._layouts.pop(collection, None)
+            return None
+        return Found([_hit(point.id, point.score, point.payload) for point in points], mode)
 
     async def list_collections(self) -> list[str]:
-        await self._started.wait()
-        response = await self.call("get_collections", None, self.client.get_collections())
-        return sorted(collection.name for collection in response.collections)
+        return await self.backend.list_collections()
 
     async def collection_details(self, collection: str) -> CollectionDetails:
-        await self._started.wait()
-        info = await self._get_collection(collection)
-        vectors = _vectors_of(info)
-        indexed = {name: str(_enum_value(schema.data_type)) for name, schema in (info.payload_schema or {}).items()}
-        expected = VectorInfo(self.vector_name, self.embedder.dimension or 0, "Cosine")
+        schema = await self.backend.describe(collection)
+        if schema is None:
+            raise CollectionNotFound(f"collection {collection!r} does not exist")
+        expected = self._expected_vector()
         return CollectionDetails(
             name=collection,
-            points_count=info.points_count or 0,
-            status=str(_enum_value(info.status)),
-            vectors=vectors,
-            indexed_fields=indexed,
-            compatible=any(v.name == expected.name and v.size == expected.size for v in vectors),
+            points_count=schema.points_count,
+            status=schema.status,
+            vectors=list(schema.dense),
+            sparse_vectors=list(schema.sparse),
+            indexed_fields=schema.indexed_fields,
+            compatible=any(v.name == expected.name and v.size == expected.size for v in schema.dense),
+            expected=expected,
         )
 
-    # -- internals -------------------------------------------------------------------
+    # -- layout ----------------------------------------------------------------------
 
-    async def _get_collection(self, collection: str) -> models.CollectionInfo:
-        if not await self.call("collection_exists", collection, self.client.collection_exists(collection)):
+    async def _require(self, collection: str) -> _Layout:
+        layout = await self._layout(collection, create=False)
+        if layout is None:
             raise CollectionNotFound(f"collection {collection!r} does not exist")
-        return await self.call("get_collection", collection, self.client.get_collection(collection))
+        return layout
 
-    async def _ensure_collection(self, collection: str, *, create: bool) -> None:
-        """Check the layout once per process; create the collection on first store; ensure indexes."""
-        if collection in self._checked:
-            return
+    async def _writable(self, collection: str) -> _Layout:
+        layout = await self._layout(collection, create=True)
+        if layout is None:  # create=True makes the collection; only a concurrent delete gets here
+            raise CollectionNotFound(f"collection {collection!r} was deleted while being written")
+        return layout
+
+    async def _layout(self, collection: str, *, create: bool) -> _Layout | None:
+        """Check the layout once (creating the collection on first store) and ensure the payload indexes."""
+        known = self._layouts.get(collection)
+        if known is not None:
+            return known
         # One check at a time: two first stores into a new collection must not both create it.
         async with self._checking:
-            if collection not in self._checked:
-                await self._check_collection(collection, create=create)
+            known = self._layouts.get(collection)
+            if known is None:
+                known = await self._check(collection, create=create)
+                if known is not None:
+                    self._layouts[collection] = known
+        return known
 
-    async def _check_collection(self, collection: str, *, create: bool) -> None:
-        from qdrant_client import models
-
-        dimension = self.embedder.dimension
-        assert dimension is not None, "embedder not loaded"
-        try:
-            info = await self._get_collection(collection)
-        except CollectionNotFound:
+    async def _check(self, collection: str, *, create: bool) -> _Layout | None:
+        expected = self._expected_vector()
+        schema = await self.backend.describe(collection)
+        if schema is None:
             if not create:
-                raise
-            await self.call(
-                "create_collection",
-                collection,
-                self.client.create_collection(
-                    collection,
-                    vectors_config={
-                        self.vector_name: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-                    },
-                ),
-            )
-            log.info("collection created", extra={"collection": collection, "vector": self.vector_name})
-            indexed: dict[str, Any] = {}
+                return None
+            sparse = SPARSE_VECTOR if self.config.hybrid else None
+            await self.backend.create_collection(collection, NewCollection(expected, sparse))
+            log.info("collection created", extra={"collection": collection, "vector": expected.name, "sparse": sparse})
+            indexed: dict[str, str] = {}
+            layout = _Layout(sparse=sparse is not None)
         else:
-            self._check_layout(collection, info)
-            indexed = info.payload_schema or {}
-        for field in self._filterable:
-            key = f"metadata.{field.name}"
+            self._check_dense(collection, schema.dense, expected)
+            indexed = schema.indexed_fields
+            layout = _Layout(sparse=SPARSE_VECTOR in schema.sparse)
+        for spec in self.config.filterable:
+            key = f"metadata.{spec.name}"
             if key not in indexed:
-                await self.call(
-                    "create_payload_index",
-                    collection,
-                    self.client.create_payload_index(
-                        collection,
-                        field_name=key,
-                        field_schema=models.PayloadSchemaType(_INDEX_TYPES[field.field_type]),
-                        wait=True,
-                    ),
-                )
-        self._checked.add(collection)
+                await self.backend.create_index(collection, key, spec.field_type)
+        return layout
 
-    def _check_layout(self, collection: str, info: models.CollectionInfo) -> None:
-        vectors = _vectors_of(info)
-        dimension = self.embedder.dimension
+    def _expected_vector(self) -> DenseVector:
+        return DenseVector(self.config.vector_name, self.embedder.dimension, "Cosine")
+
+    def _check_dense(self, collection: str, vectors: Sequence[DenseVector], expected: DenseVector) -> None:
+        model = self.embedder.model_name
         for vector in vectors:
-            if vector.name == self.vector_name:
-                if vector.size != dimension:
+            if vector.name == expected.name:
+                if vector.size != expected.size:
                     raise CollectionLayoutError(
                         f"collection {collection!r} has vector {vector.name!r} of size {vector.size}, but model "
-                        f"{self.embedder.model_name!r} makes vectors of size {dimension}: use the model the "
-                        "collection was written with (EMBEDDING_MODEL) or another collection"
+                        f"{model!r} makes vectors of size {expected.size}: use the model the collection was written "
+                        "with (EMBEDDING_MODEL) or another collection"
                     )
                 return
         found = ", ".join(f"{v.name or '<unnamed>'} (size {v.size})" for v in vectors) or "none"
         raise CollectionLayoutError(
-            f"collection {collection!r} has no vector named {self.vector_name!r} (model {self.embedder.model_name!r}, "
-            f"size {dimension}); it has: {found}. It was written with another model or tool: set EMBEDDING_MODEL "
-            "to that model or use another collection"
+            f"collection {collection!r} has no vector named {expected.name!r} (model {model!r}, size "
+            f"{expected.size}); it has: {found}. It was written with another model or tool: set EMBEDDING_MODEL to "
+            "that model or use another collection"
         )
 
-    async def call(self, operation: str, collection: str | None, awaitable: Any) -> Any:
-        """Every Qdrant request passes here (telemetry wraps it): errors become actionable StoreErrors."""
-        try:
-            return await awaitable
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise self._translate(operation, collection, exc) from exc
+    def _encoder(self) -> SparseEncoder:
+        if self.sparse is None:
+            raise CollectionLayoutError("this collection has a BM25 sparse vector, but no BM25 encoder is configured")
+        return self.sparse
 
-    def _translate(self, operation: str, collection: str | None, exc: Exception) -> StoreError:
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-        if isinstance(exc, UnexpectedResponse):
-            if exc.status_code == 404 and collection is not None:
-                self._checked.discard(collection)
-                return CollectionNotFound(f"collection {collection!r} does not exist")
-            if exc.status_code in (401, 403):
-                return QdrantUnavailable(
-                    f"Qdrant at {self.settings.qdrant_url} refused the request ({exc.status_code}): check QDRANT_API_KEY"
-                )
-            detail = _response_detail(exc)
-            return StoreError(f"Qdrant rejected {operation} ({exc.status_code}): {detail}")
-        if isinstance(exc, (ResponseHandlingException, ConnectionError, TimeoutError, OSError)) or _is_transport_error(
-            exc
-        ):
-            return QdrantUnavailable(
-                f"Qdrant at {self.describe_location()} is unreachable ({type(exc).__name__}): check QDRANT_URL and "
-                "that Qdrant is running; the call can be retried"
+def _dedupe(entries: Sequence[Entry]) -> tuple[list[PointId], dict[PointId, Entry]]:
+    """Each entry's id, and one entry per id; entries that share an id must be identical."""
+    ids: list[PointId] = []
+    unique: dict[PointId, Entry] = {}
+    first: dict[PointId, int] = {}
+    for index, entry in enumerate(entries):
+        point_id = entry.id if entry.id is not None else content_id(entry.document)
+        ids.append(point_id)
+        seen = unique.get(point_id)
+        if seen is None:
+            unique[point_id] = entry
+            first[point_id] = index
+        elif (seen.document, seen.metadata) != (entry.document, entry.metadata):
+            why = "the same id" if entry.id is not None else "the same text (so the same derived id)"
+            raise InvalidRequest(
+                f"entries {first[point_id]} and {index} have {why} but different content; one point cannot hold "
+                "both: merge them, or give each its own id"
             )
-        if isinstance(exc, ValueError) and collection is not None and "not found" in str(exc).lower():
-            self._checked.discard(collection)
-            return CollectionNotFound(f"collection {collection!r} does not exist")
-        return StoreError(f"Qdrant {operation} failed: {exc}")
+    return ids, unique
 
 
-def _is_transport_error(exc: Exception) -> bool:
-    # httpx is qdrant-client's transport; its errors do not derive from OSError.
-    return type(exc).__module__.startswith(("httpx", "httpcore"))
-
-
-def _response_detail(exc: Any) -> str:
-    try:
-        import json
-
-        body = json.loads(exc.content)
-        return str(body.get("status", {}).get("error") or body)
-    except Exception:
-        return exc.reason_phrase or "no detail"
-
-
-def _enum_value(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-def _vectors_of(info: models.CollectionInfo) -> list[VectorInfo]:
-    from qdrant_client import models
-
-    config = info.config.params.vectors
-    if config is None:
-        return []
-    if isinstance(config, models.VectorParams):
-        return [VectorInfo("", config.size, str(_enum_value(config.distance)))]
-    return [VectorInfo(name, params.size, str(_enum_value(params.distance))) for name, params in config.items()]
-
-
-def _hit(point: models.ScoredPoint) -> Hit:
-    payload = point.payload or {}
+def _hit(point_id: PointId, score: float, payload: dict[str, Any]) -> Hit:
     metadata = payload.get("metadata")
     return Hit(
-        id=point.id,
-        score=point.score,
+        id=point_id,
+        score=score,
         document=str(payload.get("document", "")),
         metadata=metadata if isinstance(metadata, dict) else None,
     )

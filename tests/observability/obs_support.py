@@ -281,6 +281,62 @@ def expected_series_names() -> dict[str, set[str]]:
     return out
 
 
+# New server instruments, agreed with the lead and being implemented in parallel (same tuple
+# shape as SERVER_INSTRUMENTS; attributes not fixed yet, so the alert rules and panels
+# aggregate with `sum by (job, instance)`). The dashboard's Health row and the alert rules use
+# them already. test_dashboards.py requires data from a panel query as soon as the live server
+# exports every metric it uses; move these into SERVER_INSTRUMENTS once the server has them
+# (test_metric_names.py then insists that it exports them).
+PENDING_SERVER_INSTRUMENTS = [
+    ("qdrant_mcp.embedding.queue.size", "{text}", "gauge", ()),  # texts waiting to be embedded
+    ("qdrant_mcp.embedding.queue.capacity", "{text}", "gauge", ()),  # above it calls are refused as busy
+    ("qdrant_mcp.embedding.rejected", "{call}", "counter", ()),  # calls refused because the queue was full
+    ("qdrant_mcp.memory.limit", "By", "gauge", ()),  # cgroup memory limit; absent when unlimited
+    ("qdrant_mcp.sessions.open", "{session}", "gauge", ()),
+    ("qdrant_mcp.sessions.limit", "{session}", "gauge", ()),
+]
+
+
+def pending_series_names() -> set[str]:
+    return {otlp_translated_name(name, unit, kind) for name, unit, kind, _ in PENDING_SERVER_INSTRUMENTS}
+
+
+# The collector's own metrics, scraped from its :8888 by the prometheus/collector receiver
+# (job "otel-collector") and pushed to Prometheus over OTLP like everything else. Names from
+# collector core v0.159 (receiver/receiverhelper, exporter/exporterhelper,
+# processor/processorhelper documentation.md); the image is 0.161.0, not run here. The
+# collector exposes them on :8888 without unit and type suffixes (its defaults
+# without_units/without_type_suffix), the receiver keeps them as monotonic sums and gauges,
+# and Prometheus' OTLP translation appends `_total` to the sums; `{span}`-style units add
+# nothing. Labels: receiver + transport, exporter, exporter + data_type (queue gauges).
+_COLLECTOR_ITEMS = ("spans", "metric_points", "log_records")
+COLLECTOR_INSTRUMENTS = [
+    *[
+        (f"otelcol_receiver_{what}_{items}", "", "counter")
+        for what in ("accepted", "refused", "failed")
+        for items in _COLLECTOR_ITEMS
+    ],
+    *[
+        (f"otelcol_exporter_{what}_{items}", "", "counter")
+        for what in ("sent", "send_failed", "enqueue_failed")
+        for items in _COLLECTOR_ITEMS
+    ],
+    ("otelcol_exporter_queue_size", "", "gauge"),
+    ("otelcol_exporter_queue_capacity", "", "gauge"),
+    ("otelcol_processor_incoming_items", "", "counter"),
+    ("otelcol_processor_outgoing_items", "", "counter"),
+]
+
+
+def collector_series_names() -> set[str]:
+    return {otlp_translated_name(name, unit, kind) for name, unit, kind in COLLECTOR_INSTRUMENTS}
+
+
+# Series the collector's prometheus receivers add per scrape target (job "qdrant",
+# "otel-collector"), and Prometheus' own series of alert states.
+SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling"}
+ALERT_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
+
 # Qdrant's documented /metrics names (qdrant.tech "Monitoring & Telemetry", v1.16+ tables, and
 # src/common/metrics.rs). Histograms also give _bucket/_sum/_count.
 QDRANT_METRICS = {
@@ -368,6 +424,22 @@ def all_panels(dashboard: dict) -> list[dict]:
     return out
 
 
+def row_title(dashboard: dict, panel: dict) -> str:
+    """Title of the row a panel sits under ("" above the first row). Expanded rows are flat in
+    `panels` (membership = the last row at or above the panel's y), collapsed rows keep
+    their children in the row's own `panels`."""
+    top = dashboard.get("panels", [])
+    for p in top:
+        if p.get("type") == "row" and any(c is panel for c in p.get("panels", [])):
+            return p.get("title", "")
+    rows = sorted((p for p in top if p.get("type") == "row"), key=lambda p: p["gridPos"]["y"])
+    title = ""
+    for r in rows:
+        if r["gridPos"]["y"] <= panel["gridPos"]["y"]:
+            title = r.get("title", "")
+    return title
+
+
 def variable_values(dashboard: dict) -> dict[str, str]:
     """Template variable -> the value Grafana uses by default (All -> allValue)."""
     out = {}
@@ -434,6 +506,7 @@ def promql_metric_names(expr: str) -> set[str]:
     e = re.sub(r"\{[^}]*\}", "", e)  # label matchers
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
     e = re.sub(r"\[[^\]]*\]", "", e)  # range selectors
+    e = re.sub(r"\boffset\s+-?[0-9a-z]+", "", e)  # offset modifiers (`offset 5m`)
     names = set()
     for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", e):
         word, rest = m.group(0), e[m.end() :].lstrip()

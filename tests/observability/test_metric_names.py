@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import spawn_server, wait_for
 
 from obs_support import (
+    PENDING_SERVER_INSTRUMENTS,
     SERVER_INSTRUMENTS,
     SERVICE_NAME,
     expected_series_names,
@@ -71,6 +72,31 @@ def test_python_exporter_names_equal_otlp_translation():
     for series, labels in expected_series_names().items():
         assert series in seen, f"exporter does not produce {series}; it has {sorted(seen)}"
         assert seen[series] - scope_labels == labels, f"{series}: exporter labels {seen[series]} vs OTLP {labels}"
+
+
+def test_pending_instruments_get_the_same_names_on_both_paths():
+    """The new instruments (alert rules and the dashboard's Health row use them already) get
+    the same Prometheus names from the Python exporter (the live test path) as from Prometheus
+    3's OTLP translation (the compose path)."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import REGISTRY, generate_latest
+
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        meter = provider.get_meter("obs-test-pending")
+        for name, unit, kind, _ in PENDING_SERVER_INSTRUMENTS:
+            if kind == "counter":
+                meter.create_counter(name, unit=unit).add(1)
+            else:
+                meter.create_observable_gauge(name, callbacks=[lambda _o: [Observation(1.0)]], unit=unit)
+        seen = _exposition_names(generate_latest(REGISTRY).decode())
+    finally:
+        provider.shutdown()
+    for name, unit, kind, _ in PENDING_SERVER_INSTRUMENTS:
+        assert otlp_translated_name(name, unit, kind) in seen, f"{name}: exporter has {sorted(seen)}"
 
 
 def test_running_server_exports_the_contract(live):

@@ -621,9 +621,11 @@ def test_image_is_pinned_by_the_overlay_tag(r: Rendered) -> None:
     kustomization = yaml.safe_load((r.overlay / "kustomization.yaml").read_text())
     (entry,) = [i for i in kustomization["images"] if i["name"] == base_image]
     assert re.fullmatch(r"\d+\.\d+\.\d+", str(entry["newTag"])), entry
+    # With a `digest` (after `cosign verify`, docs/deployment.md) kustomize renders tag@digest.
+    expected = f"{entry['newName']}:{entry['newTag']}" + (f"@{entry['digest']}" if "digest" in entry else "")
     for c in all_containers(r.pod):
-        assert c["image"] == f"{entry['newName']}:{entry['newTag']}"
-        assert re.fullmatch(rf"ghcr\.io/[^/]+/{IMAGE_REPO}:\d+\.\d+\.\d+", c["image"]), c["image"]
+        assert c["image"] == expected
+        assert re.fullmatch(rf"ghcr\.io/[^/]+/{IMAGE_REPO}:\d+\.\d+\.\d+(@sha256:[0-9a-f]{{64}})?", c["image"])
 
 
 def test_allowed_hosts_cover_the_service_and_the_ingress(r: Rendered) -> None:

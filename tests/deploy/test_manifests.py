@@ -18,7 +18,8 @@
 
 The tools are pinned in deploy/requirements.txt and installed on first use into a venv of
 their own (checkov's dependencies conflict with the server's), cached under
-${XDG_CACHE_HOME:-~/.cache}/qdrant-mcp-stack/deploy-tools/<hash of the file>-py<X.Y>/.
+${QDRANT_MCP_CACHE:-${XDG_CACHE_HOME:-~/.cache}/qdrant-mcp-stack}/deploy-tools/<hash of the
+pins>-py<X.Y>/ (the cache root of scripts/bootstrap).
 The first run needs the package index (about 1.5 min); later runs are offline.
 """
 
@@ -76,9 +77,13 @@ class Tools:
 
 
 def _tools_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
-    return cache / "qdrant-mcp-stack" / "deploy-tools" / f"{digest}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    # The cache root scripts/bootstrap uses, too.
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = Path(os.environ.get("QDRANT_MCP_CACHE") or xdg / "qdrant-mcp-stack")
+    # Keyed by the requirements themselves: editing a comment does not rebuild the venv.
+    specs = sorted(filter(None, (line.split("#", 1)[0].strip() for line in REQUIREMENTS.read_text().splitlines())))
+    digest = hashlib.sha256("\n".join(specs).encode()).hexdigest()[:16]
+    return cache / "deploy-tools" / f"{digest}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _install(venv: Path) -> None:

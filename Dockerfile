@@ -18,6 +18,7 @@
 # stage, so source edits never re-download the model.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+# checkov:skip=CKV_DOCKER_7:FROM ${PYTHON_IMAGE} is this build arg, whose default above is the pinned python:3.12-slim-bookworm; checkov does not resolve ARG defaults
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS base

@@ -128,6 +128,7 @@ async def test_missing_collection_is_an_empty_result_that_says_so(shared_server:
         "query": "anything",
         "collection_exists": False,
         "hits": [],
+        "search": "dense",
     }
     assert "does not exist" in result.content[0].text  # type: ignore[union-attr]
 

@@ -31,6 +31,12 @@ FILTERABLE = json.dumps(
 )
 
 
+async def wait_for_calls_in_flight(server: ServerProcess, count: int) -> None:
+    with anyio.fail_after(30):
+        while httpx.get(server.base + "/readyz").json().get("calls_in_flight", 0) < count:
+            await anyio.sleep(0.05)
+
+
 async def tool_names(url: str) -> set[str]:
     async with Client(url) as client:
         return {tool.name for tool in (await client.list_tools()).tools}
@@ -113,7 +119,7 @@ async def test_arbitrary_filter_only_when_allowed(start_server: Start) -> None:
         as_string = await client.call_tool("qdrant-find", {"query": "apple", "query_filter": json.dumps(flt)})
         assert len(as_string.structured_content["hits"]) == 1  # type: ignore[index]
         bad = await client.call_tool("qdrant-find", {"query": "apple", "query_filter": {"must": [{"key": 3}]}})
-        assert bad.is_error and "invalid query_filter" in bad.content[0].text  # type: ignore[union-attr]
+        assert bad.is_error and "query_filter.must[0]: key must be" in bad.content[0].text  # type: ignore[union-attr]
 
 
 async def test_bearer_token_auth(start_server: Start, tmp_path: Path) -> None:
@@ -175,7 +181,7 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_zero(start_server: Sta
     async with anyio.create_task_group() as tasks:
         for i in range(3):
             tasks.start_soon(store_batch, client, i)
-        await anyio.sleep(1.0)  # the three calls are sent and in flight (embedding 1200 documents takes seconds)
+        await wait_for_calls_in_flight(server, 3)  # embedding 1200 documents takes seconds
         await anyio.to_thread.run_sync(server.terminate)
     with contextlib.suppress(Exception):  # closing the session needs a server that is gone by now
         await client.__aexit__(None, None, None)
@@ -212,7 +218,8 @@ async def test_embedded_default_persists(start_server: Start, tmp_path: Path) ->
     async with Client(server.mcp_url) as client:
         await client.call_tool("qdrant-store", {"information": "persisted memory", "collection_name": "p"})
     assert server.terminate() == 0
-    assert (tmp_path / "data" / "qdrant-mcp" / "qdrant" / "collection" / "p").is_dir()
+    folder = tmp_path / "data" / "qdrant-mcp" / "qdrant"
+    assert (folder / "qdrant-mcp-memory.json").is_file() and len(list((folder / "collections").iterdir())) == 1
     server = start_server(env)
     async with Client(server.mcp_url) as client:
         found = await client.call_tool("qdrant-find", {"query": "memory", "collection_name": "p"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from qdrant_mcp_memory.app import select_storage
+from qdrant_mcp_memory.backends.edge import EdgeBackend
+from qdrant_mcp_memory.backends.remote import RemoteBackend
+from qdrant_mcp_memory.cli import load_settings, parse_args
 from qdrant_mcp_memory.settings import Settings, default_local_path
 
 OFFICIAL_NAMES = [
@@ -54,8 +59,8 @@ def test_defaults_match_the_official_server(env: pytest.MonkeyPatch) -> None:
     assert settings.vector_name == "fast-all-minilm-l6-v2"
     assert settings.search_limit == 10
     assert settings.transport == "stdio" and settings.host == "127.0.0.1" and settings.port == 8000
-    assert settings.qdrant_location == str(default_local_path())
-    assert settings.is_embedded
+    storage = select_storage(settings)
+    assert isinstance(storage.backend, EdgeBackend) and storage.backend.root == default_local_path()
 
 
 def test_every_official_variable_is_read(env: pytest.MonkeyPatch) -> None:
@@ -82,7 +87,7 @@ def test_every_official_variable_is_read(env: pytest.MonkeyPatch) -> None:
     assert (settings.tool_store_description, settings.tool_find_description) == ("store it", "find it")
     assert settings.search_limit == 7 and settings.read_only and settings.allow_arbitrary_filter
     assert settings.filterable_fields is not None and settings.filterable_fields[0].name == "topic"
-    assert not settings.is_embedded
+    assert isinstance(select_storage(settings).backend, RemoteBackend)
 
 
 def test_empty_strings_count_as_unset(env: pytest.MonkeyPatch) -> None:
@@ -92,7 +97,8 @@ def test_empty_strings_count_as_unset(env: pytest.MonkeyPatch) -> None:
     env.setenv("QDRANT_LOCAL_PATH", "/data/qdrant")
     settings = Settings()
     assert settings.qdrant_url is None and settings.qdrant_api_key is None
-    assert settings.qdrant_location == "/data/qdrant"
+    backend = select_storage(settings).backend
+    assert isinstance(backend, EdgeBackend) and backend.root == Path("/data/qdrant")
 
 
 def test_fastmcp_names_are_aliases_for_host_and_port(env: pytest.MonkeyPatch) -> None:
@@ -114,11 +120,17 @@ def test_secrets_come_from_files(env: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert "qdrant-secret" not in repr(settings)
 
 
-def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("COLLECTION_NAME=from-dotenv\nMCP_ALLOWED_HOSTS=a:*, b:8000\n")
-    settings = Settings()
-    assert settings.collection_name == "from-dotenv"
-    assert settings.allowed_hosts == ["a:*", "b:8000"]
+def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Compose's .env names container paths (/run/secrets/...): a server started from the same folder must not see them.
+    (tmp_path / ".env").write_text("MCP_AUTH_TOKEN_FILE=/run/secrets/mcp_auth_token\nCOLLECTION_NAME=compose\n")
+    assert Settings().collection_name is None
+    (tmp_path / "server.env").write_text("COLLECTION_NAME=from-file\nMCP_ALLOWED_HOSTS=a:*, b:8000\n")
+    settings = load_settings(parse_args(["--env-file", str(tmp_path / "server.env")]))
+    assert settings.collection_name == "from-file" and settings.allowed_hosts == ["a:*", "b:8000"]
+    env.setenv("COLLECTION_NAME", "from-environment")  # the environment wins over the file
+    assert load_settings(parse_args(["--env-file", str(tmp_path / "server.env")])).collection_name == "from-environment"
 
 
 @pytest.mark.parametrize(
@@ -137,12 +149,21 @@ def test_dotenv_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ({"MCP_AUTH_TOKEN": "short"}, "MCP_AUTH_TOKEN"),
         ({"MCP_AUTH_TOKEN_FILE": "/nonexistent/token"}, "MCP_AUTH_TOKEN_FILE"),
         ({"EMBEDDING_PROVIDER": "openai"}, "EMBEDDING_PROVIDER"),
+        *(
+            ({"FILTERABLE_FIELDS": json.dumps([{"name": name, "description": "d", "field_type": "keyword"}])}, name)
+            for name in ("my-field", "limit", "class", "query_filter", "ünïcode")
+        ),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_METRICS_EXPORTER": "otlp,jaeger"}, "OTEL_METRICS_EXPORTER"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_TRACES_EXPORTER": "otlp"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ({"MCP_TRANSPORT": "streamable-http", "MCP_HOST": "0.0.0.0"}, "MCP_ALLOW_UNAUTHENTICATED"),
+        ({"MCP_MAX_SESSIONS": "0"}, "MCP_MAX_SESSIONS"),
     ],
 )
 def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: dict[str, str], named: str) -> None:
     import os
 
-    env = {key: value for key, value in os.environ.items() if key not in OFFICIAL_NAMES}
+    env = {key: value for key, value in os.environ.items() if key not in OFFICIAL_NAMES and not key.startswith("OTEL_")}
     result = subprocess.run(
         [sys.executable, "-m", "qdrant_mcp_memory"],
         env={**env, **variables},

@@ -163,7 +163,15 @@ def test_dev_override_runs_working_tree(server_image: str, model_cache: Path, se
             timeout=UP_TIMEOUT_S + 60,
         )
         out = run(
-            [*base, "exec", "-T", "mcp-server", "python", "-c", "import qdrant_mcp_memory; print(qdrant_mcp_memory.__file__)"],
+            [
+                *base,
+                "exec",
+                "-T",
+                "mcp-server",
+                "python",
+                "-c",
+                "import qdrant_mcp_memory; print(qdrant_mcp_memory.__file__)",
+            ],
             env=env,
         ).stdout.strip()
         assert out == "/app/src/qdrant_mcp_memory/__init__.py", out

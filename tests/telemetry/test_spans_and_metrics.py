@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from qdrant_mcp_memory.app import create_server, create_store
+from qdrant_mcp_memory.app import Application
 from qdrant_mcp_memory.settings import Settings
 from qdrant_mcp_memory.telemetry import Telemetry
 from qdrant_mcp_memory.telemetry.providers import Providers
@@ -38,16 +38,16 @@ def otel() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
     yield spans, reader
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def client(otel: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> AsyncIterator[Client]:
+    """The composed application with telemetry on, driven through the SDK's in-memory transport."""
     settings = Settings(QDRANT_URL=":memory:")  # type: ignore[call-arg]
-    store = create_store(settings)
-    mcp = create_server(settings, store)
-    Telemetry(Providers(tracer_provider=trace.get_tracer_provider())).instrument(mcp, store)
-    await store.start()
-    async with Client(mcp) as connected:
+    telemetry = Telemetry(
+        Providers(tracer_provider=trace.get_tracer_provider(), meter_provider=metrics.get_meter_provider())  # type: ignore[arg-type]
+    )
+    application = Application(settings, telemetry)
+    async with application.running(), Client(application.mcp) as connected:
         yield connected
-    await store.close()
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
@@ -151,3 +151,19 @@ async def test_metrics_have_semconv_names_units_and_attributes(
     assert hits["met"] == 2
     assert found["process.memory.usage"][0] == "By" and found["process.memory.usage"][1][0].value > 10_000_000
     assert {p.attributes["cpu.mode"] for p in found["process.cpu.time"][1]} == {"user", "system"}
+    queue, capacity = found["qdrant_mcp.embedding.queue.size"], found["qdrant_mcp.embedding.queue.capacity"]
+    assert queue[0] == capacity[0] == "{text}" and queue[1][0].value == 0 and capacity[1][0].value > 1000
+
+
+async def test_client_chosen_names_do_not_become_unbounded_attribute_values(
+    client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    _, reader = otel
+    for i in range(3):
+        await client.call_tool(f"no-such-tool-{i}\nforged log line", {})
+        await client.call_tool("qdrant-find", {"query": "q", "collection_name": f"never-created-{i}"})
+    found = points(reader)
+    tools = {p.attributes.get("gen_ai.tool.name") for p in found["mcp.server.operation.duration"][1]}
+    assert "_OTHER" in tools and not any(str(t).startswith("no-such-tool") for t in tools)
+    collections = {p.attributes.get("db.collection.name") for p in found["db.client.operation.duration"][1]}
+    assert not any(str(c).startswith("never-created") for c in collections)

@@ -121,6 +121,7 @@ class Application:
         register_resources(self.mcp, self.store)
         register_health(self.mcp, self)
         self.sessions: SessionLimiter | None = None
+        self.requests: RequestTracker | None = None
         # Middleware runs in list order, inside the SDK's own span: telemetry first, so it sees
         # the refusals of the gate and the guard as the tool errors they are.
         telemetry.observe_server(self.mcp, tools)
@@ -201,4 +202,5 @@ class Application:
             paths = frozenset({settings.path})
         if settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
-        return RequestTracker(app, paths)
+        self.requests = RequestTracker(app, paths)
+        return self.requests

@@ -49,12 +49,20 @@ def available_cpus() -> int:
     return max(1, cores)
 
 
+def parse_cpu_max(text: str) -> float | None:
+    """cgroup v2 `cpu.max` ("max 100000", or "150000 100000" for 1.5 CPUs) as CPUs; None when unlimited."""
+    try:
+        quota, period = text.split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except ValueError:
+        return None
+
+
 def _cgroup_cpu_quota() -> float | None:
     """CPUs' worth of time the cgroup may use per period; None when unlimited or not on Linux."""
-    try:  # cgroup v2: "max 100000" or "150000 100000"
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
+    try:
+        return parse_cpu_max(Path("/sys/fs/cgroup/cpu.max").read_text())
+    except OSError:
         pass
     try:  # cgroup v1
         quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())

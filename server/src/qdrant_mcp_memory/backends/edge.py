@@ -531,6 +531,7 @@ def _filter(flt: f.Filter | None) -> qe.Filter | None:
 
 
 def _render(flt: f.Filter) -> qe.Filter:
+    import numpy
     import qdrant_edge as qe
 
     def conditions(items: Sequence[f.Condition]) -> list[Any] | None:
@@ -551,7 +552,10 @@ def _render(flt: f.Filter) -> qe.Filter:
 
     def field_check(check: f.Match | f.Range | f.DatetimeRange) -> dict[str, Any]:
         if isinstance(check, f.MatchValue):
-            return {"match": qe.MatchValue(check.value)}
+            # qdrant-edge 0.9.0 turns a Python bool into the integer 1/0, which matches no boolean
+            # payload value; numpy's bool reaches the engine as a boolean.
+            value = numpy.bool_(check.value) if isinstance(check.value, bool) else check.value
+            return {"match": qe.MatchValue(value)}
         if isinstance(check, f.MatchAny):
             return {"match": qe.MatchAny(any=list(check.any))}
         if isinstance(check, f.MatchExcept):

@@ -92,6 +92,7 @@ class ObservedEmbedder:
 class _Operation:
     span: Span
     rows: int | None = None
+    found: bool = True  # whether the collection turned out to exist
 
 
 class ObservedBackend:
@@ -131,8 +132,10 @@ class ObservedBackend:
         return names
 
     async def describe(self, collection: str) -> CollectionSchema | None:
-        with self._operation("get_collection", collection):
-            return await self.backend.describe(collection)
+        with self._operation("get_collection", collection) as operation:
+            schema = await self.backend.describe(collection)
+            operation.found = schema is not None
+        return schema
 
     async def create_collection(self, collection: str, spec: NewCollection) -> None:
         with self._operation("create_collection", collection):
@@ -212,7 +215,7 @@ class ObservedBackend:
             finally:
                 if collection:
                     # Only a name the engine accepted can become an attribute value.
-                    metric_attributes.update(self._collection(collection, exists=not failed))
+                    metric_attributes.update(self._collection(collection, exists=observed.found and not failed))
                 self.instruments.db_duration.record(time.perf_counter() - start, metric_attributes)
             if observed.rows is not None:
                 span.set_attribute("db.response.returned_rows", observed.rows)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from otlp import receiver  # noqa: F401  # a fixture the telemetry and reliability suites share
+
 from support import ServerProcess, spawn_server
 
 

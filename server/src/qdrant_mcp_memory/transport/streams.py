@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import anyio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LISTEN_METHOD = b"subscriptions/listen"
 
@@ -56,12 +56,26 @@ class RequestTracker:
         if self.closing:
             await _refuse(send)
             return
+        started = finished = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started, finished
+            started = started or message["type"] == "http.response.start"
+            finished = finished or (message["type"] == "http.response.body" and not message.get("more_body", False))
+            await send(message)
+
         with anyio.CancelScope() as stream:
             self._streams.add(stream)
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, watched)
             finally:
                 self._streams.discard(stream)
+        if stream.cancelled_caught:
+            # Ended by stop(): finish the response properly, so the client sees the stream end, not an error.
+            if not started:
+                await _refuse(send)
+            elif not finished:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def stop(self, grace: float) -> int:
         """Refuse new requests, wait up to `grace` seconds for calls in flight, then end every stream.

@@ -60,6 +60,7 @@ def register_health(mcp: MCPServer, application: Application) -> None:
             200,
             calls_in_flight=application.requests.in_flight if application.requests else 0,
             sessions_open=application.sessions.open_sessions if application.sessions else 0,
+            tasks=len(anyio.get_running_tasks()),
             model=application.scheduler.model_name,
             qdrant=application.backend.description,
             search="hybrid" if application.settings.hybrid_search else "dense",

@@ -57,11 +57,15 @@ class LoadClient:
             return
         init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "load", "version": "1"}}
         response = await self.http.post(
-            self.server.mcp_url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}, headers=HEADERS
+            self.server.mcp_url,
+            json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init},
+            headers=HEADERS,
         )
         self.session = response.headers["mcp-session-id"]
         headers = {**HEADERS, "mcp-session-id": self.session, "mcp-protocol-version": "2025-11-25"}
-        await self.http.post(self.server.mcp_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+        await self.http.post(
+            self.server.mcp_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers
+        )
 
     async def close(self) -> None:
         if self.session:
@@ -100,7 +104,10 @@ class LoadClient:
             i += 1
             words = " ".join(WORDS[(self.number + i + k) % len(WORDS)] for k in range(12))
             if i % 4 == 0:
-                await self.call("qdrant-store", {"information": f"client {self.number} note {i}: {words}", "collection_name": "load"})
+                await self.call(
+                    "qdrant-store",
+                    {"information": f"client {self.number} note {i}: {words}", "collection_name": "load"},
+                )
             else:
                 await self.call("qdrant-find", {"query": words[:60], "collection_name": "load", "limit": 5})
 

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,6 +40,10 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def ready_details(self) -> dict[str, Any]:
+        """What /readyz tells an allowed host."""
+        return dict(httpx.get(self.base + "/readyz", timeout=5).json())
 
     def terminate(self, timeout: float = 15) -> int:
         """SIGTERM, as Docker and Kubernetes stop a container; returns the exit code."""

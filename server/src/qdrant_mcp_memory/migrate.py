@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.in_place is not None:
             path = Path(args.in_place or os.environ.get("QDRANT_LOCAL_PATH") or default_local_path())
-            anyio.run(migrate_in_place, path, args.collections, _print)
+            migrate_in_place(path, args.collections, _print)
         else:
             anyio.run(migrate, args.source, args.target, _api_key(args.api_key_file), args.collections, _print)
     except (MigrationError, ServiceError, BaseExceptionGroup) as exc:
@@ -134,13 +134,13 @@ async def migrate(
         return await copy_collections(source_engine, target_engine, only, report)
 
 
-async def migrate_in_place(path: Path, only: list[str] | None, report: Callable[[str], None]) -> list[Copied]:
+def migrate_in_place(path: Path, only: list[str] | None, report: Callable[[str], None]) -> list[Copied]:
     if folder_kind(path) != "local-mode":
         raise MigrationError(f"{path} is not a qdrant-client local-mode folder; nothing to migrate in place")
     building = path.with_name(path.name + ".migrating")
     if building.exists():
         raise MigrationError(f"{building} exists (an earlier migration did not finish): remove it and run again")
-    copied = await migrate(str(path), str(building), None, only, report)
+    copied = anyio.run(migrate, str(path), str(building), None, only, report)
     kept = path.with_name(f"{path.name}.local-mode-{time.strftime('%Y%m%d-%H%M%S')}")
     path.rename(kept)
     building.rename(path)

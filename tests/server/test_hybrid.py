@@ -1,0 +1,111 @@
+"""Hybrid search (dense + BM25, fused by reciprocal rank fusion) on both engines, and whether it is worth having.
+
+The evaluation set is made here: notes holding rare exact terms (identifiers, names, numbers)
+among look-alike notes, queried by those terms, plus paraphrase queries that share no words
+with their note. recall@5 for dense-only and hybrid is printed and written to
+.cache/eval/hybrid-<engine>.json (the README's table comes from it).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+
+import pytest
+from conftest import StoreFactory
+from support import REPO
+
+from qdrant_mcp_memory.store import Entry, QdrantStore
+
+pytestmark = pytest.mark.anyio
+Unique = Callable[[str], str]
+
+CAUSES = ["a certificate rotation", "a network partition", "a database failover", "a config push", "a disk alert"]
+CITIES = ["Munich", "Hamburg", "Berlin", "Vienna", "Zurich"]
+COMPANIES = ["Norrland Timber", "Baltic Steel", "Alpine Dairy", "Nordic Glass", "Iberian Cork"]
+
+
+def look_alikes(rng: random.Random) -> list[tuple[str, str]]:
+    """Families of notes that differ only in an identifier, a number or a name: (note, the term that finds it)."""
+    notes = []
+    for _ in range(25):
+        code, ticket = f"E{rng.randint(1000, 9999)}", f"INC-{rng.randint(10000, 99999)}"
+        notes.append((f"Ticket {ticket}: the payment gateway returned error {code} after {rng.choice(CAUSES)}.", code))
+        invoice = str(rng.randint(10000, 99999))
+        company = rng.choice(COMPANIES)
+        notes.append((f"Invoice {invoice} from {company} is due at the end of the month.", f"invoice {invoice}"))
+        agent = f"build-{rng.choice(['x86', 'arm'])}-{rng.randint(10, 99)}"
+        notes.append((f"The build agent {agent} ran out of disk space during the nightly job.", agent))
+        flight = f"LH{rng.randint(1000, 9999)}"
+        notes.append((f"Flight {flight} to {rng.choice(CITIES)} leaves from gate B{rng.randint(1, 40)}.", flight))
+    unique_terms: dict[str, int] = {}
+    for _, term in notes:
+        unique_terms[term] = unique_terms.get(term, 0) + 1
+    return [(note, term) for note, term in notes if unique_terms[term] == 1]
+
+
+# (note, a paraphrase that shares no rare word with it)
+PARAPHRASES = [
+    ("The library closes early on public holidays.", "when does the reading room shut on bank holidays"),
+    ("My sister is allergic to peanuts and tree nuts.", "which foods must a family member avoid"),
+    ("The car needs new winter tyres before November.", "vehicle maintenance before the cold season"),
+    ("We adopted a grey kitten from the shelter in June.", "new pet from an animal rescue"),
+    ("Dr. Ingrid Vasquez leads the cardiology ward on the fourth floor.", "who is in charge of the heart unit"),
+    ("The quarterly board meeting moved to Thursday afternoon.", "when do the directors gather this quarter"),
+    ("Grandma's lasagne recipe uses three kinds of cheese.", "family pasta bake instructions"),
+    ("The team retrospective found that code reviews take too long.", "what slows down our pull requests"),
+]
+
+
+def recall_at(k: int, found: list[list[str]], expected: list[str]) -> float:
+    return round(sum(want in got[:k] for got, want in zip(found, expected, strict=True)) / len(expected), 3)
+
+
+async def evaluate(store: QdrantStore, collection: str) -> dict[str, float]:
+    exact = look_alikes(random.Random(2026))
+    await store.store(collection, [Entry(note) for note, _ in exact + PARAPHRASES])
+    scores: dict[str, float] = {}
+    for kind, pairs in (("exact terms", exact[::3]), ("paraphrase", PARAPHRASES)):
+        found = []
+        for _, query in pairs:
+            result = await store.find(collection, query, limit=5)
+            assert result is not None
+            found.append([hit.document for hit in result.hits])
+        expected = [note for note, _ in pairs]
+        scores[f"{kind} recall@5"] = recall_at(5, found, expected)
+        scores[f"{kind} recall@1"] = recall_at(1, found, expected)
+        scores[f"{kind} queries"] = len(pairs)
+    return scores
+
+
+async def test_hybrid_finds_exact_terms_that_dense_search_misses(open_store: StoreFactory, engine: str, unique: Unique) -> None:
+    results = {}
+    for mode in ("dense", "hybrid"):
+        async with open_store(hybrid=mode == "hybrid") as store:
+            collection = unique(f"eval-{mode}")
+            results[mode] = await evaluate(store, collection)
+            found = await store.find(collection, "payment gateway", limit=1)
+            assert found is not None and found.mode == mode
+    print(f"recall@5 on {engine}: {json.dumps(results)}")
+    out = REPO / ".cache" / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"hybrid-{engine}.json").write_text(json.dumps(results, indent=2) + "\n")
+    hybrid, dense = results["hybrid"], results["dense"]
+    assert hybrid["exact terms recall@5"] > dense["exact terms recall@5"] and hybrid["exact terms recall@5"] >= 0.95
+    assert hybrid["exact terms recall@1"] >= dense["exact terms recall@1"]
+    assert hybrid["paraphrase recall@5"] >= dense["paraphrase recall@5"] - 0.125  # at most one of eight
+
+
+async def test_a_collection_without_the_sparse_vector_is_searched_dense_only_and_says_so(
+    open_store: StoreFactory, unique: Unique
+) -> None:
+    older = unique("older")
+    async with open_store(hybrid=False) as store:
+        await store.store(older, [Entry(note) for note, _ in PARAPHRASES])
+    async with open_store(hybrid=True) as store:
+        found = await store.find(older, "kitten", limit=3)
+        assert found is not None and found.mode == "dense (no sparse vector)" and found.hits
+        # Writing to it keeps its layout: still dense only, nothing half-hybrid.
+        await store.store(older, [Entry("a note written in hybrid mode")])
+        assert (await store.collection_details(older)).sparse_vectors == []

@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -85,13 +84,11 @@ def model_cache(offline_model: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Throw-away secret files, readable by the containers' non-root users."""
-    d = tmp_path_factory.mktemp("secrets")
-    d.chmod(0o755)
-    for name in ("qdrant_api_key", "mcp_auth_token", "grafana_admin_password"):
-        f = d / name
-        f.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
-        f.chmod(0o644)
+    """Throw-away secret files made as users make them (scripts/secrets: 0700 folder, 0640 files);
+    the containers read them through their group (SECRETS_GID)."""
+    d = tmp_path_factory.mktemp("secrets") / "secrets"
+    gid = run([str(REPO / "scripts" / "secrets"), str(d)]).stdout.strip()
+    os.environ["SECRETS_GID"] = gid
     return d
 
 

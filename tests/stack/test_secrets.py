@@ -1,0 +1,50 @@
+"""The stack's secrets stay private on disk and least-privileged in the containers."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import yaml
+from support import REPO
+
+SCRIPT = REPO / "scripts" / "secrets"
+NAMES = {"qdrant_api_key", "qdrant_read_only_api_key", "mcp_auth_token", "grafana_admin_password"}
+
+
+def test_secret_files_are_private_and_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    gid = subprocess.run([SCRIPT, folder], capture_output=True, text=True, check=True).stdout.strip()
+    assert gid == str(os.getgid())
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = {path.name: path for path in folder.iterdir()}
+    assert set(files) == NAMES
+    values = {}
+    for name, path in files.items():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, name
+        values[name] = path.read_text().strip()
+        assert len(values[name]) == 64 and int(values[name], 16) >= 0
+    assert len(set(values.values())) == len(NAMES)
+    (folder / "mcp_auth_token").write_text("chosen-by-the-user-0123456789\n")
+    os.chmod(folder, 0o755)
+    subprocess.run([SCRIPT, folder], capture_output=True, check=True)
+    assert (folder / "mcp_auth_token").read_text() == "chosen-by-the-user-0123456789\n"  # never overwritten
+    assert (folder / "qdrant_api_key").read_text().strip() == values["qdrant_api_key"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # and made private again
+
+
+def test_services_read_secrets_through_their_group_and_the_collector_only_reads() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    services = compose["services"]
+    for name, service in services.items():
+        image = str(service.get("image", ""))
+        runs_as_root = image.startswith("qdrant/qdrant")
+        if service.get("secrets") and not runs_as_root:
+            assert service.get("group_add") == ["${SECRETS_GID:-0}"], name
+    assert services["otel-collector"]["secrets"] == ["qdrant_read_only_api_key"]
+    collector = (REPO / "otel" / "collector" / "config.yaml").read_text()
+    assert "/run/secrets/qdrant_read_only_api_key" in collector and "/run/secrets/qdrant_api_key" not in collector
+    assert "QDRANT__SERVICE__READ_ONLY_API_KEY" in " ".join(services["qdrant"]["entrypoint"])
+    assert set(compose["secrets"]) >= NAMES

@@ -8,7 +8,8 @@
 #                         (the stack tests use a debootstrap'ed bookworm imported locally).
 #   EMBEDDING_MODEL_BAKE  fastembed model baked into /opt/models at build time (needs the Hugging
 #                         Face hub). Empty = bake nothing; mount a fastembed cache at /opt/models.
-#   VERSION, REVISION, CREATED, SOURCE   OCI labels (set by CI / `docker compose build`).
+#   VERSION, REVISION, CREATED, SOURCE   OCI labels: `eval "$(scripts/image-env)"` before
+#                         `docker compose build` (scripts/up and CI do), from server/pyproject.toml and git.
 # Build secret (optional):
 #   ca    PEM bundle of extra CA certificates for HTTPS during the build (corporate proxies):
 #         `docker compose build` with `secrets: [build_ca]`, or BUILD_CA_FILE in .env.
@@ -116,10 +117,10 @@ HEALTHCHECK --interval=10s --timeout=4s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os,urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MCP_PORT', '8000'), timeout=3)"]
 
 # Build metadata last: CREATED/REVISION change on every build and must not invalidate layers.
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
-ARG SOURCE=https://example.invalid/qdrant-mcp-stack
+ARG VERSION=dev
+ARG REVISION=local
+ARG CREATED=""
+ARG SOURCE=""
 LABEL org.opencontainers.image.title="qdrant-mcp-memory" \
       org.opencontainers.image.description="MCP server for Qdrant (semantic memory) with health checks, auth and OpenTelemetry" \
       org.opencontainers.image.licenses="Apache-2.0" \

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from stack_support import CACHE_DIR, HERE, METRICS, REPO, RESULTS_DIR, RUN_ID, record, run
+from stack_support import CACHE_DIR, HERE, METRICS, PLANTED_BUILD_SECRET, REPO, RESULTS_DIR, RUN_ID, record, run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -103,15 +103,19 @@ def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
     if not (REPO / "server" / "src" / "qdrant_mcp_memory" / "cli.py").is_file():
         pytest.fail("server/src/qdrant_mcp_memory/cli.py is missing: nothing to build")
     tag = f"qdrant-mcp-stack/mcp-server:test-{RUN_ID}"
-    ca = "/etc/ssl/certs/ca-certificates.crt"
+    # The host's CA bundle, with a planted marker: the build secret must never reach the image.
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    planted_ca = RESULTS_DIR / f"ca-{RUN_ID}.pem"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    planted_ca.write_text(f"# {PLANTED_BUILD_SECRET}\n" + (ca.read_text() if ca.is_file() else ""))
+    metadata = dict(item.split("=", 1) for item in run([str(REPO / "scripts" / "image-env")]).stdout.split()[1:])
     env = {
         "MCP_IMAGE": tag,
         "PYTHON_IMAGE": base_image,
         "EMBEDDING_MODEL_BAKE": "",
-        "BUILD_CA_FILE": ca if Path(ca).is_file() else "/dev/null",
+        "BUILD_CA_FILE": str(planted_ca),
         "SECRETS_DIR": str(secrets_dir),
-        "IMAGE_REVISION": run(["git", "rev-parse", "--short", "HEAD"], check=False).stdout.strip() or "unknown",
-        "IMAGE_CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **metadata,
     }
     start = time.monotonic()
     proc = run(

@@ -3,17 +3,22 @@ filesystem, a tmpfs /tmp and the model cache mounted read-only at /opt/models.""
 
 from __future__ import annotations
 
+import gzip
 import http.client
+import io
 import json
 import subprocess
+import tarfile
 import time
+import tomllib
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stack_support import RUN_ID, inspector, record, run
-from support import free_port
+from stack_support import PLANTED_BUILD_SECRET, RESULTS_DIR, RUN_ID, inspector, record, run
+from support import REPO, free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 
@@ -155,8 +160,16 @@ def test_read_only_root_filesystem(container: Container) -> None:
 def test_image_metadata(server_image: str) -> None:
     cfg = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config}}", server_image]).stdout)
     labels = cfg.get("Labels") or {}
-    for key in ("source", "version", "revision", "created"):
-        assert labels.get(f"org.opencontainers.image.{key}"), f"missing OCI label {key}"
+    # One source of truth: the version in server/pyproject.toml, the revision from git.
+    version = tomllib.loads((REPO / "server" / "pyproject.toml").read_text())["project"]["version"]
+    assert labels["org.opencontainers.image.version"] == version
+    assert labels["org.opencontainers.image.revision"].startswith(run(["git", "rev-parse", "HEAD"]).stdout.strip())
+    created = datetime.fromisoformat(labels["org.opencontainers.image.created"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 3 * 3600
+    assert labels["org.opencontainers.image.source"].startswith("https://")
+    assert "example.invalid" not in json.dumps(labels) and "unknown" not in json.dumps(labels)
+    reported = run(["docker", "run", "--rm", "--network", "none", server_image, "--version"]).stdout.strip()
+    assert reported == f"qdrant-mcp-memory {version}"
     env = dict(item.split("=", 1) for item in cfg["Env"])
     assert env["HF_HUB_OFFLINE"] == "1" and env["FASTEMBED_CACHE_PATH"] == "/opt/models"
     assert env["MCP_TRANSPORT"] == "streamable-http" and env["MCP_HOST"] == "0.0.0.0"
@@ -165,6 +178,58 @@ def test_image_metadata(server_image: str) -> None:
     assert cfg["Healthcheck"]["Test"][0] == "CMD" and "readyz" in " ".join(cfg["Healthcheck"]["Test"])
     assert "8000/tcp" in cfg["ExposedPorts"]
     assert cfg["Entrypoint"] and cfg["Entrypoint"][0] in ("qdrant-mcp-memory", "/opt/venv/bin/qdrant-mcp-memory")
+
+
+def test_the_build_secret_never_reaches_the_image(server_image: str) -> None:
+    """The CA bundle is a BuildKit secret: not in a layer, the history, the labels or the environment."""
+    history = run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", server_image]).stdout
+    inspect = run(["docker", "image", "inspect", server_image]).stdout
+    assert PLANTED_BUILD_SECRET not in history and PLANTED_BUILD_SECRET not in inspect
+    saved = subprocess.run(["docker", "save", server_image], capture_output=True, timeout=300, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(saved)) as image:
+        for member in image.getmembers():
+            data = image.extractfile(member)
+            if data is None:
+                continue
+            content = data.read()
+            if member.name.endswith((".tar", "layer.tar")) or content[:2] == b"\x1f\x8b":
+                if content[:2] == b"\x1f\x8b":
+                    content = gzip.decompress(content)
+            assert PLANTED_BUILD_SECRET.encode() not in content, member.name
+
+
+def test_refuses_to_serve_the_network_without_a_token(server_image: str) -> None:
+    """`docker run -p 8000:8000 IMAGE` must not expose read, write and delete to anyone who reaches the port."""
+    refused = run(["docker", "run", "--rm", "--network", "none", server_image], check=False, timeout=60)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MCP_AUTH_TOKEN" in lines[0] and "MCP_ALLOW_UNAUTHENTICATED=true" in lines[0]
+
+
+@pytest.mark.anyio
+async def test_stdio_for_desktop_clients(server_image: str, model_cache: Path) -> None:
+    """`docker run -i --rm IMAGE --transport stdio`: initialize and tools/list on stdin/stdout, logs on stderr."""
+    import anyio
+    from mcp.client import Client
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    name = f"stack-stdio-{RUN_ID}"
+    stderr = RESULTS_DIR / f"{name}.stderr"
+    params = StdioServerParameters(
+        command="docker",
+        args=["run", "-i", "--rm", "--name", name, "--network", "none", "--read-only", "--tmpfs", "/tmp",
+              "-v", f"{model_cache}:/opt/models:ro", "-e", "QDRANT_URL=:memory:", server_image, "--transport", "stdio"],
+    )  # fmt: skip
+    with stderr.open("w") as errlog:
+        with anyio.fail_after(120):
+            async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:  # type: ignore[arg-type]
+                tools = {tool.name for tool in (await client.list_tools()).tools}
+                stored = await client.call_tool(
+                    "qdrant-store", {"information": "stdio in a container", "collection_name": "s"}
+                )
+    assert "qdrant-find" in tools and not stored.is_error
+    logs = stderr.read_text()
+    assert '"serving on stdio"' in logs or "serving on stdio" in logs  # the logs went to stderr
 
 
 def test_no_build_tools_or_caches(server_image: str) -> None:

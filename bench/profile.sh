@@ -29,9 +29,12 @@ which=${1:-ours}
 finds=${PROFILE_FINDS:-2000}
 only=()
 case $which in
-  ours|official) only=(--only "$which") ;;
+  ours | official) only=(--only "$which") ;;
   both) ;;
-  *) echo "usage: $0 [ours|official|both]" >&2; exit 2 ;;
+  *)
+    echo "usage: $0 [ours|official|both]" >&2
+    exit 2
+    ;;
 esac
 exec "$py" "$here/run.py" "${only[@]}" --profile --profile-finds "$finds" \
   --stores 300 --finds 300 --many 300 --noop 100 --no-modern \

@@ -22,6 +22,7 @@ Exit status: 0 when every call succeeded, 1 otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -94,47 +95,47 @@ async def run() -> int:
         headers["Authorization"] = f"Bearer {token}"
 
     print(f"demo: connecting to {url} ({'with' if token else 'without'} bearer token)")
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout)) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                init = await session.initialize()
-                print(f"demo: server {init.server_info.name} {init.server_info.version}")
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout)) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        init = await session.initialize()
+        print(f"demo: server {init.server_info.name} {init.server_info.version}")
 
-                tools = await session.list_tools()
-                names = sorted(t.name for t in tools.tools)
-                schemas = {t.name: t.input_schema for t in tools.tools}
-                if "collection_name" not in schemas.get("qdrant-find", {}).get("properties", {}):
-                    collection = "(server default COLLECTION_NAME)"
-                print(f"demo: {len(names)} tools: {', '.join(names)}")
+        tools = await session.list_tools()
+        names = sorted(t.name for t in tools.tools)
+        schemas = {t.name: t.input_schema for t in tools.tools}
+        if "collection_name" not in schemas.get("qdrant-find", {}).get("properties", {}):
+            collection = "(server default COLLECTION_NAME)"
+        print(f"demo: {len(names)} tools: {', '.join(names)}")
 
-                if "qdrant-store-many" in names:
-                    text = await _call(
-                        session, "qdrant-store-many", {"entries": SAMPLES, "collection_name": collection}, schemas
-                    )
-                    print(f"demo: qdrant-store-many -> {text[:200]}")
-                else:
-                    for sample in SAMPLES:
-                        await _call(session, "qdrant-store", {**sample, "collection_name": collection}, schemas)
-                    print(f"demo: stored {len(SAMPLES)} memories with qdrant-store")
+        if "qdrant-store-many" in names:
+            text = await _call(
+                session, "qdrant-store-many", {"entries": SAMPLES, "collection_name": collection}, schemas
+            )
+            print(f"demo: qdrant-store-many -> {text[:200]}")
+        else:
+            for sample in SAMPLES:
+                await _call(session, "qdrant-store", {**sample, "collection_name": collection}, schemas)
+            print(f"demo: stored {len(SAMPLES)} memories with qdrant-store")
 
-                for query in QUERIES:
-                    text = await _call(
-                        session, "qdrant-find", {"query": query, "limit": 2, "collection_name": collection}, schemas
-                    )
-                    print(f"demo: qdrant-find {query!r} ->\n{_indent(text)}")
+        for query in QUERIES:
+            text = await _call(
+                session, "qdrant-find", {"query": query, "limit": 2, "collection_name": collection}, schemas
+            )
+            print(f"demo: qdrant-find {query!r} ->\n{_indent(text)}")
 
-                if "qdrant-collection-info" in names:
-                    text = await _call(session, "qdrant-collection-info", {"collection_name": collection}, schemas)
-                    print(f"demo: qdrant-collection-info ->\n{_indent(text)}")
+        if "qdrant-collection-info" in names:
+            text = await _call(session, "qdrant-collection-info", {"collection_name": collection}, schemas)
+            print(f"demo: qdrant-collection-info ->\n{_indent(text)}")
     print(f"demo: done; collection {collection!r} is seeded")
     return 0
 
 
 def _indent(text: str) -> str:
-    try:
+    with contextlib.suppress(ValueError):
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        pass
     return "\n".join("    " + line for line in text.splitlines()[:40])
 
 

@@ -40,7 +40,7 @@ SCENARIOS = [
     "prompts-list",  # every prompt has a name and a description (we have none: an empty list)
     "dns-rebinding-protection",  # Host/Origin evil.example.com gets a 4xx, 127.0.0.1:PORT a 2xx
 ]
-TOKEN = "conformance-token-0123456789abcdef"  # noqa: S105 - a test token for a throwaway server
+TOKEN = "conformance-token-0123456789abcdef"
 # None removes a variable a developer's shell may have set, so each configuration is exact.
 UNSET: dict[str, str | None] = {
     "MCP_HOST": None,
@@ -61,7 +61,7 @@ class Config:
 CONFIGS = {
     "local": Config(env=UNSET),
     # 0.0.0.0 as in the image; the suite still connects over 127.0.0.1.
-    "compose": Config(env={**UNSET, "MCP_HOST": "0.0.0.0", "MCP_AUTH_TOKEN": TOKEN}, token=TOKEN),  # noqa: S104
+    "compose": Config(env={**UNSET, "MCP_HOST": "0.0.0.0", "MCP_AUTH_TOKEN": TOKEN}, token=TOKEN),
 }
 
 

@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
+
 from support import free_port, spawn_server, wait_for
 
 # Make obs_support importable whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from obs_support import (  # noqa: E402
+from obs_support import (
     COMPOSE,
     SCRAPE_INTERVAL_S,
     SERVICE_NAME,

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import PurePosixPath
 
 import pytest
-
 from obs_support import (
     GRAFANA,
     OTEL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from obs_support import GRAFANA, OTEL, load_yaml
 
 UIDS = {"prometheus", "tempo", "loki"}

@@ -7,7 +7,6 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-
 from obs_support import OTEL, REPO, load_yaml
 
 CONFIG = OTEL / "collector" / "config.yaml"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from obs_support import (
     ALERT_SERIES,
     PROVISIONED_UIDS,
@@ -251,7 +250,8 @@ def test_tool_call_series_look_right(live):
     # resolve sub-second latencies (i.e. use second-scale bucket boundaries).
     p50 = finite_values(
         live.prom.series(
-            'histogram_quantile(0.5, sum by (le) (mcp_server_operation_duration_seconds_bucket{mcp_method_name="tools/call"}))'
+            "histogram_quantile(0.5, sum by (le) "
+            '(mcp_server_operation_duration_seconds_bucket{mcp_method_name="tools/call"}))'
         )
     )
     assert p50 and p50[0] < 2.5, f"p50 {p50}: histogram buckets are not second-scale"

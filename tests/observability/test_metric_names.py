@@ -9,9 +9,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from support import spawn_server, wait_for
-
 from obs_support import (
     PENDING_SERVER_INSTRUMENTS,
     SERVER_INSTRUMENTS,
@@ -23,6 +20,9 @@ from obs_support import (
     stop,
     traffic,
 )
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import spawn_server, wait_for
 
 
 def test_translator_port_matches_documented_examples():
@@ -46,8 +46,8 @@ def _exposition_names(text: str) -> dict[str, set[str]]:
 def test_python_exporter_names_equal_otlp_translation():
     """Record the contract instruments in-process with opentelemetry-exporter-prometheus and
     compare with the OTLP translation (labels with empty values are the same as absent)."""
-    from opentelemetry.metrics import Observation
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.metrics import Observation
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import REGISTRY, generate_latest
 
@@ -56,7 +56,7 @@ def test_python_exporter_names_equal_otlp_translation():
     try:
         meter = provider.get_meter("obs-test")
         for name, unit, kind, attrs in SERVER_INSTRUMENTS:
-            values = {a: "v" for a in attrs}
+            values = dict.fromkeys(attrs, "v")
             if kind == "histogram":
                 meter.create_histogram(name, unit=unit).record(1, values)
             elif kind == "counter" and name == "process.cpu.time":
@@ -131,7 +131,7 @@ class _OtlpReceiver(ThreadingHTTPServer):
 
 
 class _OtlpHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
         body = self.rfile.read(int(self.headers["Content-Length"]))

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from mcp.client import Client
+
 from support import ServerProcess, free_port
 
 pytestmark = pytest.mark.anyio

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+
 from support import REPO, ServerProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(900)]
@@ -28,7 +29,21 @@ SECONDS = 600 if LONG else 60
 CLIENTS = 50
 MIN_CALLS = 10_000
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-WORDS = "memory server load test with words about towers plants bread markets rivers songs".split()
+WORDS = [
+    "memory",
+    "server",
+    "load",
+    "test",
+    "with",
+    "words",
+    "about",
+    "towers",
+    "plants",
+    "bread",
+    "markets",
+    "rivers",
+    "songs",
+]
 
 
 def process_stats(pid: int) -> dict[str, int]:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from mcp.client import Client
 from otlp import Receiver
+
 from support import ServerProcess
 
 pytestmark = pytest.mark.anyio

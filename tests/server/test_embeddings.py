@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 from conftest import LoadedModel
-from support import SHARED
 
 from qdrant_mcp_memory.embeddings import Kind, token_estimate
 from qdrant_mcp_memory.errors import ServerBusy
 from qdrant_mcp_memory.scheduler import RUN_TEXTS, RUN_TOKENS, EmbeddingScheduler, parse_cpu_max
+from support import SHARED
 
 pytestmark = pytest.mark.anyio
 GOLDEN = SHARED / "offline-models" / "minilm_golden.json"
@@ -119,7 +119,7 @@ async def test_a_full_lane_refuses_at_once_and_keeps_serving(model: LoadedModel)
             tasks.start_soon(scheduler.embed_documents, [f"filler {i} " * 40 for i in range(100)])
             await anyio.sleep(0.05)
             started = time.monotonic()
-            with pytest.raises(ServerBusy, match="busy.*retry"):
+            with pytest.raises(ServerBusy, match=r"busy.*retry"):
                 await scheduler.embed_documents([f"overflow {i}" for i in range(60)])
             assert time.monotonic() - started < 0.5
         assert len(await scheduler.embed_documents(["after the rush"])) == 1

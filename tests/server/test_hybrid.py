@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import pytest
 from conftest import StoreFactory
-from support import REPO
 
 from qdrant_mcp_memory.store import Entry, QdrantStore
+from support import REPO
 
 pytestmark = pytest.mark.anyio
 Unique = Callable[[str], str]
@@ -79,7 +79,9 @@ async def evaluate(store: QdrantStore, collection: str) -> dict[str, float]:
     return scores
 
 
-async def test_hybrid_finds_exact_terms_that_dense_search_misses(open_store: StoreFactory, engine: str, unique: Unique) -> None:
+async def test_hybrid_finds_exact_terms_that_dense_search_misses(
+    open_store: StoreFactory, engine: str, unique: Unique
+) -> None:
     results = {}
     for mode in ("dense", "hybrid"):
         async with open_store(hybrid=mode == "hybrid") as store:

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from support import ServerProcess
 
 ERAS = [[], ["--protocol-era", "auto"]]  # legacy (the Inspector's default) and 2026-07-28

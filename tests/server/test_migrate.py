@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from mcp.client import Client
 from qdrant_client import QdrantClient, models
-from support import ServerProcess
 
 from qdrant_mcp_memory.backends.edge import folder_kind
+from support import ServerProcess
 
 pytestmark = pytest.mark.anyio
 Start = Callable[..., ServerProcess]

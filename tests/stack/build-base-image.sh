@@ -33,22 +33,29 @@ fi
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1 && [[ -f $TARBALL ]]; then
   log "reusing image $IMAGE"
-  echo "$IMAGE"; exit 0
+  echo "$IMAGE"
+  exit 0
 fi
 
 mkdir -p "$CACHE_DIR"
 if [[ ! -s $TARBALL ]]; then
-  command -v debootstrap >/dev/null 2>&1 || { log "ERROR: debootstrap missing (run scripts/docker-engine)"; exit 1; }
+  command -v debootstrap >/dev/null 2>&1 || {
+    log "ERROR: debootstrap missing (run scripts/docker-engine)"
+    exit 1
+  }
   root=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
   trap 'rm -rf "$root"' EXIT
   log "debootstrap bookworm from $DEBIAN_MIRROR (minbase + $PACKAGES) ..."
   start=$SECONDS
   debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$DEBIAN_MIRROR" \
-    >"$CACHE_DIR/debootstrap.log" 2>&1 || { tail -n 30 "$CACHE_DIR/debootstrap.log" >&2; exit 1; }
+    >"$CACHE_DIR/debootstrap.log" 2>&1 || {
+    tail -n 30 "$CACHE_DIR/debootstrap.log" >&2
+    exit 1
+  }
   # Slim it down like the official slim images: no apt lists, caches, docs or man pages.
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log \
-         "$root"/debootstrap
+    "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log \
+    "$root"/debootstrap
   tar -C "$root" --numeric-owner -czf "$TARBALL.tmp" .
   mv "$TARBALL.tmp" "$TARBALL"
   log "debootstrap + tar took $((SECONDS - start))s"

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from stack_support import CACHE_DIR, HERE, METRICS, PLANTED_BUILD_SECRET, REPO, RESULTS_DIR, RUN_ID, record, run
 
 
@@ -32,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stack)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not METRICS:
         return
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

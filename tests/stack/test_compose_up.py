@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from stack_support import HERE, RUN_ID, inspector, record, run
+
 from support import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from stack_support import REPO, run
 
 pytestmark = pytest.mark.stack

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ PARENT_SPAN_ID = "00f067aa0ba902b7"
 
 
 @pytest.fixture(scope="module")
-def otel() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+def otel() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     tracer_provider = TracerProvider()
@@ -35,7 +35,7 @@ def otel() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
     # Global providers can be set once per process; this module owns them.
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    yield spans, reader
+    return spans, reader
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ locked or unreadable); 2 invalid settings or arguments. Every expected failure i
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -106,11 +107,7 @@ def _invalid(message: str) -> int:
 
 def _has_uvloop() -> bool:
     """uvloop (a dependency on Linux and macOS) runs the event loop in C: less CPU per call."""
-    try:
-        import uvloop  # noqa: F401  # imported only to see whether it is installed
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("uvloop") is not None
 
 
 def _report_failure(exc: BaseException) -> None:

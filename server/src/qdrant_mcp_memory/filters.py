@@ -34,14 +34,26 @@ class MatchValue:
     value: Scalar
 
 
+def _as_list(values: tuple[str, ...] | tuple[int, ...]) -> list[str] | list[int]:
+    if values and isinstance(values[0], str):
+        return [str(v) for v in values]
+    return [int(v) for v in values]
+
+
 @dataclass(frozen=True)
 class MatchAny:
     any: tuple[str, ...] | tuple[int, ...]
+
+    def listed(self) -> list[str] | list[int]:
+        return _as_list(self.any)
 
 
 @dataclass(frozen=True)
 class MatchExcept:
     values: tuple[str, ...] | tuple[int, ...]
+
+    def listed(self) -> list[str] | list[int]:
+        return _as_list(self.values)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,14 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from opentelemetry import trace
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    import loguru
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is emitted.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
@@ -107,8 +110,8 @@ def _route_loguru() -> None:
     except ImportError:
         return
 
-    def sink(message: object) -> None:
-        record = message.record  # type: ignore[attr-defined]
+    def sink(message: loguru.Message) -> None:
+        record = message.record
         logging.getLogger(record["name"]).log(record["level"].no, record["message"])
 
     logger.remove()

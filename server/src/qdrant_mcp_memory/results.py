@@ -8,8 +8,8 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from .store import CollectionDetails, Found, PointId, Stored
-from .validation import sanitize
+from .store import CollectionDetails, Found, Stored
+from .validation import PointId, sanitize
 
 
 class ToolResult(BaseModel):

@@ -130,20 +130,21 @@ def point_id(value: Any) -> PointId:
     """An unsigned 64-bit integer (or its ASCII-digit spelling) or a UUID (returned in canonical form)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"invalid point id {value!r}: use a UUID string or a non-negative integer")
-    if isinstance(value, str):
+    if isinstance(value, int):
+        number = value
+    else:
         spelled = value.strip()
-        if _ASCII_INT.fullmatch(spelled):
-            value = int(spelled)
-        else:
+        if not _ASCII_INT.fullmatch(spelled):
             try:
                 return str(uuid.UUID(spelled))
             except ValueError:
                 raise ValueError(
                     f"invalid point id {value!r}: use a UUID string or a non-negative integer (ASCII digits)"
                 ) from None
-    if not 0 <= value <= MAX_POINT_ID:
-        raise ValueError(f"invalid point id {value}: integer ids must be between 0 and 2^64-1")
-    return value
+        number = int(spelled)
+    if not 0 <= number <= MAX_POINT_ID:
+        raise ValueError(f"invalid point id {number}: integer ids must be between 0 and 2^64-1")
+    return number
 
 
 def plain_int(value: Any) -> Any:

@@ -18,9 +18,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ..filters import Filter
+from ..validation import PointId as PointId  # re-exported: the seam's id type
 
-PointId = str | int
 FieldType = Literal["keyword", "integer", "float", "boolean"]
+
+
+def point_id_of(value: object) -> PointId:
+    """A point id as engines hand it back (an int, or a UUID object or string) in this seam's form."""
+    return value if isinstance(value, int) else str(value)
+
+
+def dense_of(vector: object) -> list[float] | None:
+    """A dense vector as engines hand it back, or None for any other kind (sparse, multi-vector)."""
+    if isinstance(vector, list) and all(isinstance(x, float | int) for x in vector):
+        return [float(x) for x in vector if isinstance(x, float | int)]
+    return None
 
 
 @dataclass(frozen=True)

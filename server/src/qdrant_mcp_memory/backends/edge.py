@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -52,7 +52,9 @@ from . import (
     ScoredPoint,
     Search,
     SparseVector,
+    dense_of,
     optimize,
+    point_id_of,
 )
 
 if TYPE_CHECKING:
@@ -295,17 +297,18 @@ class EdgeBackend:
                         filter=query_filter,
                     ),
                 ],
-                query=qe.Fusion.Rrf(k=60),
+                # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
+                query=cast("qe.Fusion", qe.Fusion.Rrf(k=60)),
                 filter=query_filter,
                 with_payload=True,
             )
         points = await self._run(found.shard.query, request)
-        return [ScoredPoint(_point_id(p.id), float(p.score), dict(p.payload or {})) for p in points]
+        return [ScoredPoint(point_id_of(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
     async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
         found = self._get(collection)
         records = await self._run(found.shard.retrieve, list(ids), False, False)
-        return [_point_id(record.id) for record in records]
+        return [point_id_of(record.id) for record in records]
 
     async def count(self, collection: str, filter: f.Filter | None = None) -> int:
         import qdrant_edge as qe
@@ -320,7 +323,7 @@ class EdgeBackend:
         request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
         records, next_offset = await self._run(found.shard.scroll, request)
         points = [_from_record(record) for record in records]
-        return Page(points, _point_id(next_offset) if next_offset is not None else None)
+        return Page(points, point_id_of(next_offset) if next_offset is not None else None)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -515,10 +518,6 @@ def _enum_name(value: object) -> str:
     return str(value).rsplit(".", 1)[-1]
 
 
-def _point_id(value: object) -> PointId:
-    return value if isinstance(value, int) else str(value)
-
-
 def _from_record(record: qe.Record) -> Point:
     import qdrant_edge as qe
 
@@ -529,9 +528,9 @@ def _from_record(record: qe.Record) -> Point:
     for name, vector in (named or {}).items():
         if isinstance(vector, qe.SparseVector):
             sparse[name] = SparseVector(list(vector.indices), list(vector.values))
-        elif isinstance(vector, list) and all(isinstance(x, float | int) for x in vector):
-            dense[name] = [float(x) for x in vector]
-    return Point(_point_id(record.id), dense, dict(record.payload or {}), sparse)
+        elif (values := dense_of(vector)) is not None:
+            dense[name] = values
+    return Point(point_id_of(record.id), dense, dict(record.payload or {}), sparse)
 
 
 def _filter(flt: f.Filter | None) -> qe.Filter | None:
@@ -562,12 +561,12 @@ def _render(flt: f.Filter) -> qe.Filter:
         if isinstance(check, f.MatchValue):
             # qdrant-edge 0.9.0 turns a Python bool into the integer 1/0, which matches no boolean
             # payload value; numpy's bool reaches the engine as a boolean.
-            value = numpy.bool_(check.value) if isinstance(check.value, bool) else check.value
+            value = cast(bool, numpy.bool_(check.value)) if isinstance(check.value, bool) else check.value
             return {"match": qe.MatchValue(value)}
         if isinstance(check, f.MatchAny):
-            return {"match": qe.MatchAny(any=list(check.any))}
+            return {"match": qe.MatchAny(any=check.listed())}
         if isinstance(check, f.MatchExcept):
-            return {"match": qe.MatchExcept(list(check.values))}
+            return {"match": qe.MatchExcept(check.listed())}
         if isinstance(check, f.MatchText):
             return {"match": qe.MatchText(text=check.text)}
         if isinstance(check, f.DatetimeRange):

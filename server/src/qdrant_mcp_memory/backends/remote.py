@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -32,6 +33,8 @@ from . import (
     ScoredPoint,
     Search,
     SparseVector,
+    dense_of,
+    point_id_of,
 )
 
 if TYPE_CHECKING:
@@ -201,13 +204,13 @@ class RemoteBackend:
                     with_payload=True,
                 ),
             )
-        return [ScoredPoint(point.id, point.score, point.payload or {}) for point in response.points]
+        return [ScoredPoint(point_id_of(point.id), point.score, point.payload or {}) for point in response.points]
 
     async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
         found = await self._call(
             "retrieve", collection, lambda: self.client.retrieve(collection, list(ids), with_payload=False)
         )
-        return [record.id for record in found]
+        return [point_id_of(record.id) for record in found]
 
     async def count(self, collection: str, filter: f.Filter | None = None) -> int:
         counted = await self._call(
@@ -224,7 +227,7 @@ class RemoteBackend:
     async def delete_matching(self, collection: str, filter: f.Filter) -> None:
         from qdrant_client import models
 
-        selector = models.FilterSelector(filter=_filter(filter))
+        selector = models.FilterSelector(filter=_render(filter))
         await self._call("delete", collection, lambda: self.client.delete(collection, selector, wait=True))
 
     async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
@@ -234,7 +237,7 @@ class RemoteBackend:
             lambda: self.client.scroll(collection, limit=limit, offset=offset, with_payload=True, with_vectors=True),
         )
         points = [_point(record) for record in records]
-        return Page(points, next_offset)
+        return Page(points, point_id_of(next_offset) if next_offset is not None else None)
 
     # -- errors and retries -------------------------------------------------------------
 
@@ -280,6 +283,10 @@ class RemoteBackend:
         )
 
 
+def _datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _is_transport(exc: Exception) -> bool:
     # httpx is qdrant-client's transport; its errors do not derive from OSError.
     return type(exc).__module__.startswith(("httpx", "httpcore"))
@@ -322,9 +329,9 @@ def _point(record: models.Record) -> Point:
     for name, vector in named.items():
         if isinstance(vector, models.SparseVector):
             sparse[name] = SparseVector(list(vector.indices), list(vector.values))
-        elif isinstance(vector, list) and all(isinstance(x, float | int) for x in vector):
-            dense[name] = [float(x) for x in vector]  # multivectors (lists of lists) are not this layout's
-    return Point(record.id, dense, record.payload or {}, sparse)
+        elif (values := dense_of(vector)) is not None:  # multivectors (lists of lists) are not this layout's
+            dense[name] = values
+    return Point(point_id_of(record.id), dense, record.payload or {}, sparse)
 
 
 def _filter(flt: f.Filter | None) -> models.Filter | None:
@@ -354,13 +361,14 @@ def _render(flt: f.Filter) -> models.Filter:
         if isinstance(check, f.MatchValue):
             return {"match": models.MatchValue(value=check.value)}
         if isinstance(check, f.MatchAny):
-            return {"match": models.MatchAny(any=list(check.any))}
+            return {"match": models.MatchAny(any=check.listed())}
         if isinstance(check, f.MatchExcept):
-            return {"match": models.MatchExcept(**{"except": list(check.values)})}
+            return {"match": models.MatchExcept(**{"except": check.listed()})}
         if isinstance(check, f.MatchText):
             return {"match": models.MatchText(text=check.text)}
         if isinstance(check, f.DatetimeRange):
-            return {"range": models.DatetimeRange(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
+            bounds = {name: _datetime(getattr(check, name)) for name in ("gt", "gte", "lt", "lte")}
+            return {"range": models.DatetimeRange(**bounds)}
         return {"range": models.Range(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
 
     min_should = None

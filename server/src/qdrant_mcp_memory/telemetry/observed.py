@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from ..backends import Backend, CollectionSchema, FieldType, NewCollection, Page, Point, PointId, ScoredPoint, Search
 from ..embeddings import Embedder, EmbeddingModel, Kind
@@ -69,7 +70,7 @@ class ObservedEmbedder:
 
     async def _observe(self, kind: str, count: int, call: Callable[[], Awaitable[T]]) -> T:
         model = {"gen_ai.request.model": self.model_name}
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             **model,
             "gen_ai.operation.name": "embeddings",
             "qdrant_mcp.embedding.kind": kind,

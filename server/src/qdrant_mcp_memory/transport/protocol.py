@@ -9,6 +9,7 @@ within HEADER_TIMEOUT_S of its first byte (or of the connection opening).
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -18,8 +19,9 @@ HEADER_TIMEOUT_S = 10.0
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio hands a stream server's protocol an asyncio.Transport; uvicorn annotates that narrower type.
+        super().connection_made(cast(asyncio.Transport, transport))
         self._arm_header_timer()
 
     def on_message_begin(self) -> None:

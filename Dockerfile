@@ -6,8 +6,9 @@
 # Build args:
 #   PYTHON_IMAGE          base for every stage. Any Debian-like image with python3 + venv works
 #                         (the stack tests use a debootstrap'ed bookworm imported locally).
-#   EMBEDDING_MODEL_BAKE  fastembed model baked into /opt/models at build time (needs the Hugging
-#                         Face hub). Empty = bake nothing; mount a fastembed cache at /opt/models.
+#   EMBEDDING_MODEL_BAKE  fastembed model baked into /opt/models at build time, from model-cache/
+#                         when a fastembed cache is there, else from the Hugging Face hub; verified.
+#                         Empty = bake nothing; mount a fastembed cache at /opt/models instead.
 #   VERSION, REVISION, CREATED, SOURCE   OCI labels: `eval "$(scripts/image-env)"` before
 #                         `docker compose build` (scripts/up and CI do), from server/pyproject.toml and git.
 # Build secret (optional):
@@ -49,16 +50,16 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
  && pip install --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock
 
 # ---------------------------------------------------------------------------------------------
+# The model, verified: from the build context's model-cache/ folder when a fastembed cache is
+# there (no network needed), else downloaded from the Hugging Face hub (see server/bake_model.py).
 FROM deps AS model
 ARG EMBEDDING_MODEL_BAKE=sentence-transformers/all-MiniLM-L6-v2
 ENV FASTEMBED_CACHE_PATH=/opt/models
+COPY model-cache/ /opt/models/
+COPY server/bake_model.py /tmp/bake_model.py
 RUN --mount=type=secret,id=ca,required=false \
-    mkdir -p /opt/models \
- && if [ -n "$EMBEDDING_MODEL_BAKE" ]; then \
-      if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca REQUESTS_CA_BUNDLE=/run/secrets/ca; fi; \
-      python -c 'import os, sys; from fastembed import TextEmbedding; m = TextEmbedding(model_name=sys.argv[1], cache_dir=os.environ["FASTEMBED_CACHE_PATH"]); print(m.model_name, "baked")' "$EMBEDDING_MODEL_BAKE"; \
-    fi \
- && rm -rf /opt/models/.locks \
+    if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca REQUESTS_CA_BUNDLE=/run/secrets/ca; fi \
+ && python /tmp/bake_model.py "$EMBEDDING_MODEL_BAKE" /opt/models \
  && chmod -R a+rX /opt/models
 
 # ---------------------------------------------------------------------------------------------
@@ -80,6 +81,29 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && pip install --no-deps --no-compile --prefix /pkg /src/server \
  && python -m compileall -q -s /pkg -p /opt/venv /pkg/lib
+
+# ---------------------------------------------------------------------------------------------
+# `--target test`: the server's test suite, run inside an image built from the same dependency,
+# package and model layers as the runtime. The runtime image below never contains any of it.
+FROM deps AS test
+COPY tests/requirements.txt /tmp/test-requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    --mount=type=secret,id=ca,required=false \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
+ && pip install --only-binary=:all: -r /tmp/test-requirements.txt
+COPY --from=build /pkg/ /opt/venv/
+COPY --from=model /opt/models /opt/models
+COPY pytest.ini /src/pytest.ini
+COPY tests /src/tests
+ENV FASTEMBED_CACHE_PATH=/opt/models \
+    HF_HUB_OFFLINE=1 \
+    XDG_CACHE_HOME=/tmp/.cache \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# The in-process and subprocess server suites; the golden vectors come from ../shared when it
+# is mounted at /shared (`.ci/run` does).
+ENTRYPOINT ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+CMD ["tests/server", "tests/telemetry", "--ignore=tests/server/test_inspector.py"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS runtime

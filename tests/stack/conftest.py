@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,8 +99,8 @@ def auth_token(secrets_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
-    """`docker compose build mcp-server` against the local base, no baked model."""
+def server_image(engine: None, base_image: str, secrets_dir: Path, model_cache: Path) -> Iterator[str]:
+    """`docker compose build mcp-server` against the local base, the model baked in from model-cache/."""
     if not (REPO / "server" / "src" / "qdrant_mcp_memory" / "cli.py").is_file():
         pytest.fail("server/src/qdrant_mcp_memory/cli.py is missing: nothing to build")
     tag = f"qdrant-mcp-stack/mcp-server:test-{RUN_ID}"
@@ -108,10 +110,14 @@ def server_image(engine: None, base_image: str, secrets_dir: Path) -> str:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     planted_ca.write_text(f"# {PLANTED_BUILD_SECRET}\n" + (ca.read_text() if ca.is_file() else ""))
     metadata = dict(item.split("=", 1) for item in run([str(REPO / "scripts" / "image-env")]).stdout.split()[1:])
+    # The model is baked as users get it, from the build context's model-cache/ (no network).
+    bake_from = REPO / "model-cache"
+    for item in model_cache.iterdir():
+        if item.is_dir() and item.name.startswith("models--"):
+            shutil.copytree(item, bake_from / item.name, dirs_exist_ok=True)
     env = {
         "MCP_IMAGE": tag,
         "PYTHON_IMAGE": base_image,
-        "EMBEDDING_MODEL_BAKE": "",
         "BUILD_CA_FILE": str(planted_ca),
         "SECRETS_DIR": str(secrets_dir),
         **metadata,

@@ -28,11 +28,10 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def project(server_image: str, model_cache: Path, secrets_dir: Path) -> Iterator[Project]:
+def project(server_image: str, secrets_dir: Path) -> Iterator[Project]:
     port = free_port()
     env = {
         "MCP_IMAGE": server_image,
-        "MODEL_CACHE_DIR": str(model_cache),
         "SECRETS_DIR": str(secrets_dir),
         "MCP_PUBLISH_PORT": str(port),
         "BIND_ADDRESS": "127.0.0.1",
@@ -124,11 +123,10 @@ def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_tok
     assert "stored through compose" in str(body), body
 
 
-def test_dev_override_runs_working_tree(server_image: str, model_cache: Path, secrets_dir: Path) -> None:
+def test_dev_override_runs_working_tree(server_image: str, secrets_dir: Path) -> None:
     """compose.override.yaml: the bind-mounted server/src is what runs (what `watch` restarts)."""
     env = {
         "MCP_IMAGE": server_image,
-        "MODEL_CACHE_DIR": str(model_cache),
         "SECRETS_DIR": str(secrets_dir),
         "MCP_PUBLISH_PORT": str(free_port()),
     }

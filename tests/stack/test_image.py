@@ -1,5 +1,5 @@
 """The built server image, run the way a user runs it: `docker run` with a read-only root
-filesystem, a tmpfs /tmp and the model cache mounted read-only at /opt/models."""
+filesystem and a tmpfs /tmp; the model is baked in, nothing is mounted."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import time
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from stack_support import PLANTED_BUILD_SECRET, RESULTS_DIR, RUN_ID, inspector, record, run
@@ -65,7 +64,7 @@ INIT = {
 
 
 @pytest.fixture(scope="module")
-def container(server_image: str, model_cache: Path, auth_token: str) -> Iterator[Container]:
+def container(server_image: str, auth_token: str) -> Iterator[Container]:
     name = f"stack-mcp-{RUN_ID}"
     port = free_port()
     run(["docker", "rm", "-f", "-v", name], check=False)
@@ -86,8 +85,6 @@ def container(server_image: str, model_cache: Path, auth_token: str) -> Iterator
             "no-new-privileges:true",
             "--memory",
             "1g",
-            "-v",
-            f"{model_cache}:/opt/models:ro",
             "-p",
             f"127.0.0.1:{port}:8000",
             "-e",
@@ -206,8 +203,9 @@ def test_refuses_to_serve_the_network_without_a_token(server_image: str) -> None
 
 
 @pytest.mark.anyio
-async def test_stdio_for_desktop_clients(server_image: str, model_cache: Path) -> None:
-    """`docker run -i --rm IMAGE --transport stdio`: initialize and tools/list on stdin/stdout, logs on stderr."""
+async def test_stdio_for_desktop_clients(server_image: str) -> None:
+    """`docker run -i --rm IMAGE --transport stdio`: initialize and tools/list on stdin/stdout, logs on stderr.
+    The image is self-contained: no mount, no network, and it answers a find."""
     import anyio
     from mcp.client import Client
     from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -217,7 +215,7 @@ async def test_stdio_for_desktop_clients(server_image: str, model_cache: Path) -
     params = StdioServerParameters(
         command="docker",
         args=["run", "-i", "--rm", "--name", name, "--network", "none", "--read-only", "--tmpfs", "/tmp",
-              "-v", f"{model_cache}:/opt/models:ro", "-e", "QDRANT_URL=:memory:", server_image, "--transport", "stdio"],
+              "-e", "QDRANT_URL=:memory:", server_image, "--transport", "stdio"],
     )  # fmt: skip
     with stderr.open("w") as errlog:
         with anyio.fail_after(120):

@@ -1,0 +1,63 @@
+"""The server's test suite, run inside an image built from the runtime's own layers (`--target test`)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from stack_support import RESULTS_DIR, RUN_ID, record, run
+
+from support import SHARED
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
+# Inside the container: the in-process suites and the HTTP/stdio/SSE server tests.
+SUITE = [
+    "tests/server/test_store.py",
+    "tests/server/test_embeddings.py",
+    "tests/server/test_edge.py",
+    "tests/server/test_hybrid.py",
+    "tests/server/test_http.py",
+    "tests/telemetry",
+]
+
+
+def test_the_suite_passes_inside_the_image(server_image: str, base_image: str) -> None:
+    tag = f"qdrant-mcp-stack/mcp-server-tests:{RUN_ID}"
+    build = run(
+        [
+            "docker",
+            "compose",
+            "-f",
+            "compose.yaml",
+            "-f",
+            str(Path(__file__).with_name("compose.test-stage.yaml")),
+            "-p",
+            f"stacktests-{RUN_ID}",
+            "build",
+            "--progress",
+            "plain",
+            "server-tests",
+        ],
+        env={"TEST_IMAGE": tag, "PYTHON_IMAGE": base_image},
+        timeout=1200,
+    )
+    (RESULTS_DIR / "test-stage-build.log").write_text(build.stdout + build.stderr)
+    started = time.monotonic()
+    result = run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{SHARED}:/shared:ro", tag, *SUITE],
+        check=False,
+        timeout=1100,
+    )
+    record("container_suite_s", round(time.monotonic() - started, 1))
+    (RESULTS_DIR / "container-suite.log").write_text(result.stdout + result.stderr)
+    summary = (result.stdout.strip().splitlines() or [""])[-1]
+    record("container_suite", summary)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary
+    # The runtime image has none of it: no pytest, no tests.
+    probe = "import importlib.util, os; print(importlib.util.find_spec('pytest'), os.path.exists('/src/tests'))"
+    inside = run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python", server_image, "-c", probe])
+    assert inside.stdout.split() == ["None", "False"]
+    run(["docker", "image", "rm", "-f", tag], check=False)

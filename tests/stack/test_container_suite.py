@@ -12,6 +12,7 @@ from stack_support import RESULTS_DIR, RUN_ID, record, run
 from support import SHARED
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # HTTPS to PyPI inside the build (a BuildKit secret)
 # Inside the container: the in-process suites and the HTTP/stdio/SSE server tests.
 SUITE = [
     "tests/server/test_store.py",
@@ -40,7 +41,11 @@ def test_the_suite_passes_inside_the_image(server_image: str, base_image: str) -
             "plain",
             "server-tests",
         ],
-        env={"TEST_IMAGE": tag, "PYTHON_IMAGE": base_image},
+        env={
+            "TEST_IMAGE": tag,
+            "PYTHON_IMAGE": base_image,
+            "BUILD_CA_FILE": str(HOST_CA if HOST_CA.is_file() else "/dev/null"),
+        },
         timeout=1200,
     )
     (RESULTS_DIR / "test-stage-build.log").write_text(build.stdout + build.stderr)

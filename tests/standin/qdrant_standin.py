@@ -40,9 +40,10 @@ Fault injection, for tests only (never in a real Qdrant; no API key needed):
 
     POST   /__standin/faults    {"status": 503, "count": 2}: the next 2 requests fail with 503.
                                 Optional: "method", "path" (a regex searched in the path),
-                                "delay" (seconds before answering; with "status": null the
-                                request then proceeds normally), "after": true (carry the
-                                request out, then answer with the fault: a lost response),
+                                "delay" (seconds to hold the request, once received; with
+                                "status": null it then proceeds normally), "after": true
+                                (carry the request out first, then hold the answer for
+                                "delay" and send it, or the fault instead: a lost answer),
                                 "error" (the message).
     DELETE /__standin/faults    clear them
     GET    /__standin/requests  {"count": N, "requests": [{"seq", "method", "path", "status", "fault"}]}
@@ -777,28 +778,59 @@ class Faults:
         self.log.append(entry)
         del self.log[:-1000]
         fault = next((f for f in self.queue if f.matches(method, path)), None)
-        if fault is not None:
-            fault.count -= 1
-            if fault.count <= 0:
-                self.queue.remove(fault)
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-        injected = fault is not None and fault.status is not None
-        if injected and not fault.after:  # type: ignore[union-attr]
-            entry.update(status=fault.status, fault=True)  # type: ignore[union-attr]
-            await self.fault_response(fault)(scope, receive, send)  # type: ignore[arg-type]
+        if fault is None:
+            await self.app(scope, receive, self.recording(entry, send))
             return
+        fault.count -= 1
+        if fault.count <= 0:
+            self.queue.remove(fault)
+        receive = await self.received_in_full(receive)  # the request has arrived, whatever happens next
+        if not fault.after:
+            await asyncio.sleep(fault.delay)
+            if fault.status is None:  # only slow
+                await self.app(scope, receive, self.recording(entry, send))
+            else:
+                entry.update(status=fault.status, fault=True)
+                await self.fault_response(fault)(scope, receive, send)
+            return
+        answer: list[Message] = []
 
+        async def capture(message: Message) -> None:
+            answer.append(message)
+
+        await self.app(scope, receive, capture)  # carried out; the answer is held, then lost or late
+        await asyncio.sleep(fault.delay)
+        if fault.status is None:
+            entry.update(status=answer[0]["status"] if answer else None)
+            for message in answer:
+                await send(message)
+        else:
+            entry.update(status=fault.status, fault=True)
+            await self.fault_response(fault)(scope, receive, send)
+
+    @staticmethod
+    def recording(entry: dict[str, Any], send: Send) -> Send:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
-            if not injected:
-                await send(message)
+            await send(message)
 
-        await self.app(scope, receive, recording_send)
-        if injected:  # carried out, then the answer is lost and replaced
-            entry.update(status=fault.status, fault=True)  # type: ignore[union-attr]
-            await self.fault_response(fault)(scope, receive, send)  # type: ignore[arg-type]
+        return recording_send
+
+    @staticmethod
+    async def received_in_full(receive: Receive) -> Receive:
+        """Read the whole body now, and hand it on: a request held by a fault still gets carried out."""
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        return replay
 
     @staticmethod
     def fault_response(fault: Fault) -> Response:

@@ -339,7 +339,7 @@ def field_condition(spec: dict[str, Any]) -> Any:
         checks["is_empty"] = bool(spec["is_empty"])
     if spec.get("is_null") is not None:
         checks["is_null"] = bool(spec["is_null"])
-    if any(spec.get(k) is not None for k in ("geo_bounding_box", "geo_radius", "geo_polygon", "datetime_range")):
+    if any(spec.get(k) is not None for k in ("geo_bounding_box", "geo_radius", "geo_polygon")):
         raise ApiError(501, "the Qdrant stand-in does not implement geo conditions")
     if not checks:
         raise format_error(f"field condition on `{key}` has no condition")
@@ -511,6 +511,8 @@ def build_app(storage: Storage, api_key: str | None) -> ASGIApp:
                 return await handler(request, started)
             except ApiError as exc:
                 return error_response(exc.status, str(exc))
+            except (KeyError, TypeError, ValueError) as exc:  # a body of the wrong shape
+                return error_response(400, f"Format error in JSON body: {type(exc).__name__}: {exc}")
 
         return run
 
@@ -634,11 +636,8 @@ def build_app(storage: Storage, api_key: str | None) -> ASGIApp:
     async def count(request: Request, started: float) -> Response:
         found = storage.get(request.path_params["name"])
         body = await body_of(request)
-        counted = _engine(
-            lambda: found.shard.count(
-                qe.CountRequest(exact=bool(body.get("exact", True)), filter=parse_filter(body.get("filter")))
-            )
-        )
+        count_request = qe.CountRequest(exact=bool(body.get("exact", True)), filter=parse_filter(body.get("filter")))
+        counted = _engine(lambda: found.shard.count(count_request))
         return ok({"count": int(counted)}, started)
 
     async def delete_points(request: Request, started: float) -> Response:

@@ -21,7 +21,7 @@ from qdrant_mcp_memory.errors import CollectionNotFound, QdrantRejected
 from qdrant_mcp_memory.filters import metadata_filter, parse_filter
 from standin import Standin, spawn_standin
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")]
 API_KEY = "standin-test-key-0123456789"
 DENSE = "fast-test"
 UUID_ID = str(uuid.UUID(int=42))

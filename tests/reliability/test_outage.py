@@ -10,8 +10,8 @@
 The scenarios run in order on one server, never restarted: calls fail fast and say so while
 Qdrant is unreachable, /readyz turns 503 and back, calls succeed again without a restart,
 every acknowledged write is found afterwards, and only transient failures are retried. They
-record their timings: printed after the run (conftest.py), attached to the JUnit report, and
-written to outage-timings.json. The fault-injection scenarios need the stand-in's admin
+record their timings: printed after the run, attached to the JUnit report, and written to
+outage-timings.json. The fault-injection scenarios need the stand-in's admin
 endpoint: they skip against a real server.
 """
 
@@ -82,8 +82,20 @@ def text_of(result: CallToolResult) -> str:
     return " ".join(getattr(block, "text", "") for block in result.content)
 
 
+class TimingsReport:
+    """A plugin registered for the run: prints the recorded timings in pytest's closing summary."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if TIMINGS:
+            terminalreporter.section("outage timings")
+            for key, value in TIMINGS.items():
+                terminalreporter.write_line(f"{key}: {value:.3f} s" if isinstance(value, float) else f"{key}: {value}")
+
+
 @pytest.fixture(scope="module")
-def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
+def outage(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Outage]:
+    if not pytestconfig.pluginmanager.has_plugin("outage-timings"):
+        pytestconfig.pluginmanager.register(TimingsReport(), "outage-timings")
     workdir = tmp_path_factory.mktemp("outage")
     standin = None
     if os.environ.get("QDRANT_TEST_URL"):

@@ -11,8 +11,8 @@ The scenarios run in order on one server, never restarted: calls fail fast and s
 Qdrant is unreachable, /readyz turns 503 and back, calls succeed again without a restart,
 every acknowledged write is found afterwards, and only transient failures are retried. They
 record their timings: printed after the run, attached to the JUnit report, and written to
-outage-timings.json. The fault-injection scenarios need the stand-in's admin
-endpoint: they skip against a real server.
+outage-timings.json. The fault-injection scenarios need the stand-in's admin endpoint: they
+skip against a real server. Known server defects stay visible as strict xfails.
 """
 
 from __future__ import annotations

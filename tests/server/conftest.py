@@ -2,15 +2,17 @@
 
 `engine` runs each store test against both backends behind the seam: Qdrant Edge (the
 embedded default) and `AsyncQdrantClient` (here through qdrant-client's local mode, which
-is how it reads the folders earlier releases wrote). With QDRANT_TEST_URL set (the
-pipeline's full-stack mode, against the real `qdrant/qdrant` image) a third run uses it.
+is how it reads the folders earlier releases wrote). A third run goes through a Qdrant
+server's REST API: the real `qdrant/qdrant` image when QDRANT_TEST_URL is set (the
+pipeline's full-stack mode), otherwise the test stand-in (tests/standin: Qdrant's engine
+behind Qdrant's REST API), started once for the session. QDRANT_STANDIN=0 skips that run.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -27,7 +29,13 @@ from qdrant_mcp_memory.store import QdrantStore, StoreConfig
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 VECTOR = "fast-all-minilm-l6-v2"
-ENGINES = ["edge", "local-mode", *(["qdrant-server"] if os.environ.get("QDRANT_TEST_URL") else [])]
+if os.environ.get("QDRANT_TEST_URL"):
+    SERVER_ENGINES = ["qdrant-server"]
+elif os.environ.get("QDRANT_STANDIN", "1") != "0":
+    SERVER_ENGINES = ["qdrant-standin"]
+else:
+    SERVER_ENGINES = []
+ENGINES = ["edge", "local-mode", *SERVER_ENGINES]
 
 BackendFactory = Callable[[Path], Backend]
 StoreFactory = Callable[..., AbstractAsyncContextManager[QdrantStore]]
@@ -64,13 +72,27 @@ async def scheduler(model: LoadedModel) -> AsyncIterator[EmbeddingScheduler]:
         yield embeddings
 
 
-def make_backend(engine: str, folder: Path) -> Backend:
+@pytest.fixture(scope="session")
+def qdrant_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str | None]]:
+    """URL and API key of a Qdrant server: QDRANT_TEST_URL's, or the stand-in's, started here."""
+    if os.environ.get("QDRANT_TEST_URL"):
+        yield os.environ["QDRANT_TEST_URL"], os.environ.get("QDRANT_TEST_API_KEY")
+        return
+    from standin import spawn_standin
+
+    standin = spawn_standin(tmp_path_factory.mktemp("qdrant-standin"))
+    yield standin.url, standin.api_key
+    standin.stop()
+
+
+def make_backend(engine: str, folder: Path, server: tuple[str, str | None] | None = None) -> Backend:
     if engine == "edge":
         return EdgeBackend(EmbeddedConfig(folder / "edge"))
     if engine == "local-mode":
         return RemoteBackend(RemoteConfig(path=str(folder / "local")))
-    # A real Qdrant server: each test gets collections of its own through unique names.
-    return RemoteBackend(RemoteConfig(url=os.environ["QDRANT_TEST_URL"], api_key=os.environ.get("QDRANT_TEST_API_KEY")))
+    # A Qdrant server: each test gets collections of its own through unique names.
+    assert server is not None, engine
+    return RemoteBackend(RemoteConfig(url=server[0], api_key=server[1]))
 
 
 @pytest.fixture(params=ENGINES)
@@ -79,12 +101,15 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def open_store(engine: str, scheduler: EmbeddingScheduler, tmp_path: Path) -> StoreFactory:
+def open_store(
+    engine: str, scheduler: EmbeddingScheduler, tmp_path: Path, request: pytest.FixtureRequest
+) -> StoreFactory:
     """A factory: `async with open_store(hybrid=True, filterable=[...]) as store:`; data stays in tmp_path."""
+    server = request.getfixturevalue("qdrant_server") if engine in SERVER_ENGINES else None
 
     @asynccontextmanager
     async def opened(hybrid: bool = False, filterable: Sequence[FilterableField] = ()) -> AsyncIterator[QdrantStore]:
-        backend = make_backend(engine, tmp_path)
+        backend = make_backend(engine, tmp_path, server)
         config = StoreConfig(vector_name=VECTOR, filterable=tuple(filterable), hybrid=hybrid)
         async with backend.running():
             yield QdrantStore(backend, scheduler, config, Bm25Encoder())

@@ -12,7 +12,7 @@ Qdrant is unreachable, /readyz turns 503 and back, calls succeed again without a
 every acknowledged write is found afterwards, and only transient failures are retried. They
 record their timings: printed after the run, attached to the JUnit report, and written to
 outage-timings.json. The fault-injection scenarios need the stand-in's admin endpoint: they
-skip against a real server. Known server defects stay visible as strict xfails.
+skip against a real server.
 """
 
 from __future__ import annotations
@@ -346,7 +346,7 @@ async def test_d_every_acknowledged_write_is_found(outage: Outage, record_proper
     timing(record_property, "acknowledged writes found afterwards", f"{len(stored)}/{len(acknowledged)}")
 
 
-# -- (f) known server defects, kept visible: strict xfails turn into failures once fixed ------------
+# -- (f) a hung Qdrant, and a lost answer to a collection's creation --------------------------------
 
 
 async def test_f_a_hung_qdrant_turns_readyz_503(outage: Outage, record_property: Any) -> None:
@@ -361,11 +361,6 @@ async def test_f_a_hung_qdrant_turns_readyz_503(outage: Outage, record_property:
         outage.proxy.restore()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server defect: against a hung Qdrant each backend call takes 3 attempts x REQUEST_TIMEOUT_S (10 s) "
-    "+ 0.8 s of pauses = ~31 s before the tool fails (measured 30.8 s)",
-)
 async def test_f_a_hung_qdrant_fails_calls_fast(outage: Outage, record_property: Any) -> None:
     outage.proxy.hang()
     result = None
@@ -382,11 +377,6 @@ async def test_f_a_hung_qdrant_fails_calls_fast(outage: Outage, record_property:
     assert result is not None and result.is_error and elapsed < HUNG_WITHIN_S
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server defect: create_collection is retried after a transient failure although Qdrant may have "
-    "created the collection; the retry's 409 (already exists) fails the call as a permanent rejection",
-)
 async def test_f_a_lost_answer_to_create_collection_is_not_an_error(outage: Outage, record_property: Any) -> None:
     standin = outage.needs_standin()
     collection = f"created-once-{uuid.uuid4().hex[:8]}"

@@ -21,6 +21,9 @@ from ..filters import Filter
 from ..validation import PointId as PointId  # re-exported: the seam's id type
 
 FieldType = Literal["keyword", "integer", "float", "boolean"]
+# Reciprocal rank fusion's constant: Qdrant's own default (server and client), so a hybrid
+# search ranks the same on every engine: score = sum over rankings of 1 / (k + rank).
+RRF_K = 2
 
 
 def point_id_of(value: object) -> PointId:

@@ -42,6 +42,7 @@ from anyio.abc import TaskGroup
 from .. import filters as f
 from ..errors import CollectionNotFound, QdrantRejected, QdrantUnavailable, ServiceError
 from . import (
+    RRF_K,
     CollectionSchema,
     DenseVector,
     FieldType,
@@ -298,7 +299,7 @@ class EdgeBackend:
                     ),
                 ],
                 # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
-                query=cast("qe.Fusion", qe.Fusion.Rrf(k=60)),
+                query=cast("qe.Fusion", qe.Fusion.Rrf(k=RRF_K)),
                 filter=query_filter,
                 with_payload=True,
             )

@@ -43,8 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-REQUEST_TIMEOUT_S = 10
-# Attempts for a transient failure, and the pauses between them: an outage fails within ~1 s.
+# A call (all its attempts together) gets this long: a Qdrant that is down or hangs fails calls
+# fast instead of holding them. Writes wait for Qdrant's acknowledgement, so they get longer.
+READ_DEADLINE_S = 3.0
+WRITE_DEADLINE_S = 10.0
+WRITES = frozenset({"upsert", "delete", "create_collection", "create_payload_index"})
+# Pauses between the attempts at a transient failure (refused, reset, timed out, 502/503/504).
 RETRY_PAUSES_S = (0.2, 0.6)
 _TRANSIENT_STATUS = frozenset({502, 503, 504})
 _INDEX_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "boolean": "bool"}
@@ -80,7 +84,10 @@ class RemoteBackend:
 
         if self.config.url:
             self._client = AsyncQdrantClient(
-                url=self.config.url, api_key=self.config.api_key, timeout=REQUEST_TIMEOUT_S, check_compatibility=False
+                url=self.config.url,
+                api_key=self.config.api_key,
+                timeout=int(WRITE_DEADLINE_S),
+                check_compatibility=False,
             )
         elif self.config.path == ":memory:":
             self._client = AsyncQdrantClient(location=":memory:")
@@ -120,18 +127,24 @@ class RemoteBackend:
 
         dense = {spec.dense.name: models.VectorParams(size=spec.dense.size, distance=models.Distance.COSINE)}
         sparse = {spec.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)} if spec.sparse else None
-        await self._call(
-            "create_collection",
-            collection,
-            lambda: self.client.create_collection(
+        try:
+            await self._call(
+                "create_collection",
                 collection,
-                vectors_config=dense,
-                sparse_vectors_config=sparse,
-                shard_number=self.config.shard_number,
-                replication_factor=self.config.replication_factor,
-                write_consistency_factor=self.config.write_consistency_factor,
-            ),
-        )
+                lambda: self.client.create_collection(
+                    collection,
+                    vectors_config=dense,
+                    sparse_vectors_config=sparse,
+                    shard_number=self.config.shard_number,
+                    replication_factor=self.config.replication_factor,
+                    write_consistency_factor=self.config.write_consistency_factor,
+                ),
+            )
+        except QdrantRejected:
+            # "Already exists": another replica created it meanwhile, or Qdrant created it and its
+            # answer to an earlier attempt was lost. Either way the collection is there now.
+            if await self.describe(collection) is None:
+                raise
 
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
         from qdrant_client import models
@@ -242,18 +255,25 @@ class RemoteBackend:
     # -- errors and retries -------------------------------------------------------------
 
     async def _call(self, operation: str, collection: str | None, request: Callable[[], Awaitable[T]]) -> T:
-        """Run one client request; retry transient failures; turn failures into ServiceErrors."""
+        """Run one client request within the call's deadline; retry transient failures while time
+        is left; turn failures into ServiceErrors."""
+        budget = WRITE_DEADLINE_S if operation in WRITES else READ_DEADLINE_S
+        deadline = anyio.current_time() + budget
         for attempt, pause in enumerate((*RETRY_PAUSES_S, None)):
             try:
-                return await request()
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    return await request()
             except ServiceError:
                 raise
+            except TimeoutError:
+                raise self._unavailable(f"no answer within {budget:.0f} s") from None
             except Exception as exc:
                 error = self._translate(operation, collection, exc)
-                if not isinstance(error, QdrantUnavailable) or pause is None or self._client is None:
+                retry = isinstance(error, QdrantUnavailable) and pause is not None and self._client is not None
+                if not retry or anyio.current_time() + (pause or 0) >= deadline:
                     raise error from exc
                 log.info("retrying after a transient failure", extra={"operation": operation, "attempt": attempt + 1})
-                await anyio.sleep(pause)
+                await anyio.sleep(pause or 0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _translate(self, operation: str, collection: str | None, exc: Exception) -> ServiceError:
@@ -269,8 +289,10 @@ class RemoteBackend:
             if exc.status_code in _TRANSIENT_STATUS:
                 return self._unavailable(f"HTTP {exc.status_code}")
             return QdrantRejected(f"Qdrant rejected {operation} ({exc.status_code}): {_response_detail(exc)}")
-        if isinstance(exc, ResponseHandlingException | ConnectionError | TimeoutError | OSError) or _is_transport(exc):
-            return self._unavailable(type(exc).__name__)
+        if isinstance(exc, ResponseHandlingException):
+            return self._unavailable(_cause(exc.source))
+        if isinstance(exc, ConnectionError | TimeoutError | OSError) or _is_transport(exc):
+            return self._unavailable(_cause(exc))
         if isinstance(exc, ValueError) and collection is not None and "not found" in str(exc).lower():
             # Local mode raises ValueError("Collection x not found").
             return CollectionNotFound(f"collection {collection!r} does not exist")
@@ -285,6 +307,18 @@ class RemoteBackend:
 
 def _datetime(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _cause(exc: BaseException) -> str:
+    """What went wrong on the wire, in words (qdrant-client wraps it in its own exception)."""
+    name = type(exc).__name__
+    if "Timeout" in name or isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if name == "ConnectError" or isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if name in ("RemoteProtocolError", "ReadError", "WriteError") or isinstance(exc, ConnectionResetError):
+        return "connection dropped"
+    return name
 
 
 def _is_transport(exc: Exception) -> bool:

@@ -16,7 +16,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, Server
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
 
-from .validation import surrogate_paths
+from .validation import TooDeep, surrogate_paths
 
 
 class ArgumentGuard(ServerMiddleware[Any]):
@@ -26,22 +26,30 @@ class ArgumentGuard(ServerMiddleware[Any]):
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         params = ctx.params or {}
-        where = next(surrogate_paths(dict(params)), None)
+        is_tool_call = ctx.method == "tools/call"
+        try:
+            where = next(surrogate_paths(dict(params)), None)
+        except TooDeep as exc:
+            if is_tool_call and isinstance(params.get("name"), str):
+                return _tool_error(f"parameter {exc}")
+            raise MCPError(INVALID_PARAMS, f"parameter {exc}") from None
         if where is not None:
             message = f"parameter {where} contains a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode"
-            if ctx.method == "tools/call" and isinstance(params.get("name"), str) and where.startswith("arguments"):
+            if is_tool_call and isinstance(params.get("name"), str) and where.startswith("arguments"):
                 return _tool_error(message)
             raise MCPError(INVALID_PARAMS, message)
-        if ctx.method == "tools/call":
+        if is_tool_call:
+            if not isinstance(params.get("name"), str):
+                raise MCPError(INVALID_PARAMS, "tools/call needs params.name: the name of a tool from tools/list")
+            if not isinstance(params.get("arguments", {}), dict):
+                raise MCPError(INVALID_PARAMS, "tools/call needs params.arguments to be a JSON object")
             refusal = await self._unknown_arguments(params)
             if refusal is not None:
                 return _tool_error(refusal)
         return await call_next(ctx)
 
     async def _unknown_arguments(self, params: Any) -> str | None:
-        name, arguments = params.get("name"), params.get("arguments")
-        if not isinstance(name, str) or not isinstance(arguments, dict):
-            return None  # the SDK answers malformed calls itself
+        name, arguments = params["name"], params.get("arguments") or {}
         if self._parameters is None:
             self._parameters = {
                 tool.name: frozenset(tool.input_schema.get("properties", {})) for tool in await self.mcp.list_tools()

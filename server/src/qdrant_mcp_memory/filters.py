@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -134,7 +135,7 @@ Condition = FieldCondition | IsEmpty | IsNull | HasId | Nested | Filter
 
 _SCALARS: dict[str, tuple[type, Any]] = {
     "keyword": (str, validation.plain_str),
-    "integer": (int, validation.plain_int),
+    "integer": (int, validation.payload_int),
     "float": (float, validation.plain_float),
     "boolean": (bool, validation.plain_bool),
 }
@@ -197,6 +198,7 @@ def metadata_filter(match: Mapping[str, Any]) -> Filter:
     conditions: list[Condition] = []
     for key, value in match.items():
         where = f"metadata_match.{key}"
+        _key(f"metadata.{key}", where)
         if isinstance(value, list):
             conditions.append(FieldCondition(f"metadata.{key}", MatchAny(_homogeneous(value, where))))
         elif isinstance(value, str | int) and not isinstance(value, float):
@@ -210,15 +212,19 @@ def _homogeneous(values: list[Any], where: str) -> tuple[str, ...] | tuple[int, 
     """A non-empty list of strings, or of integers (booleans excluded): what Qdrant's match-any takes."""
     if values and all(isinstance(v, str) for v in values):
         return tuple(values)
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if values and all(isinstance(v, int) and not isinstance(v, bool) and _in_int_range(v) for v in values):
         return tuple(values)
-    raise FilterError(f"{where}: a list must hold only strings or only integers (at least one)")
+    raise FilterError(f"{where}: a list must hold only strings or only (signed 64-bit) integers, at least one")
+
+
+def _in_int_range(value: int) -> bool:
+    low, high = validation.PAYLOAD_INT_RANGE
+    return low <= value <= high
 
 
 # -- raw Qdrant filters (query_filter) ---------------------------------------------------
 
 _CLAUSES = ("must", "should", "must_not", "min_should")
-_MAX_FILTER_DEPTH = 8
 
 
 def parse_filter(raw: Mapping[str, Any] | str, where: str = "query_filter") -> Filter:
@@ -234,8 +240,8 @@ def parse_filter(raw: Mapping[str, Any] | str, where: str = "query_filter") -> F
 def _filter(raw: Any, where: str, depth: int) -> Filter:
     if not isinstance(raw, Mapping):
         raise FilterError(f"{where} must be a JSON object with must / should / must_not lists")
-    if depth > _MAX_FILTER_DEPTH:
-        raise FilterError(f"{where}: filters nest at most {_MAX_FILTER_DEPTH} levels deep")
+    if depth > validation.MAX_FILTER_DEPTH:
+        raise FilterError(f"{where}: filters nest at most {validation.MAX_FILTER_DEPTH} levels deep")
     unknown = set(raw) - set(_CLAUSES)
     if unknown:
         raise FilterError(f"{where}: unknown keys {sorted(unknown)}; a filter has must, should, must_not, min_should")
@@ -246,9 +252,10 @@ def _filter(raw: Any, where: str, depth: int) -> Filter:
         if not isinstance(spec, Mapping) or set(spec) != {"conditions", "min_count"}:
             raise FilterError(f"{where}.min_should needs exactly conditions and min_count")
         min_count = spec["min_count"]
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 0:
-            raise FilterError(f"{where}.min_should.min_count must be a non-negative integer")
-        min_should = MinShould(_conditions(spec["conditions"], f"{where}.min_should.conditions", depth), min_count)
+        conditions = _conditions(spec["conditions"], f"{where}.min_should.conditions", depth)
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or not 0 <= min_count <= len(conditions):
+            raise FilterError(f"{where}.min_should.min_count must be an integer from 0 to the number of conditions")
+        min_should = MinShould(conditions, min_count)
     return Filter(**clauses, min_should=min_should)
 
 
@@ -295,9 +302,15 @@ def _condition(raw: Any, where: str, depth: int) -> Condition:
     )
 
 
+# A payload key path as Qdrant reads it: dotted segments, each optionally indexed ([] or [n]).
+_KEY = re.compile(r'[^.\[\]"]+(\[\d*\])?(\.[^.\[\]"]+(\[\d*\])?)*')
+
+
 def _key(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value or validation.lone_surrogate(value):
         raise FilterError(f'{where}: key must be a non-empty string such as "metadata.topic"')
+    if not _KEY.fullmatch(value):
+        raise FilterError(f'{where}: key {value!r} is not a payload path such as "metadata.topic" or "metadata.tags[]"')
     return value
 
 
@@ -320,9 +333,9 @@ def _match(raw: Any, where: str) -> Match:
     if kind == "value":
         if isinstance(value, str) and not validation.lone_surrogate(value):
             return MatchValue(value)
-        if isinstance(value, bool | int) and not isinstance(value, float):
+        if isinstance(value, bool) or (isinstance(value, int) and _in_int_range(value)):
             return MatchValue(value)
-        raise FilterError(f"{where}.value must be a string, an integer or a boolean")
+        raise FilterError(f"{where}.value must be a string, a (signed 64-bit) integer or a boolean")
     if kind in ("any", "except"):
         if not isinstance(value, list):
             raise FilterError(f"{where}.{kind} must be a list")

@@ -26,6 +26,7 @@ MAX_RESULTS = 100
 # 200 levels) and large payloads slow every search that returns the point.
 MAX_METADATA_DEPTH = 16
 MAX_METADATA_BYTES = 65_536
+MAX_FILTER_DEPTH = 8
 MAX_COLLECTION_NAME_BYTES = 255
 # Qdrant point ids are unsigned 64-bit integers or UUIDs.
 MAX_POINT_ID = 2**64 - 1
@@ -49,21 +50,37 @@ def lone_surrogate(text: str) -> bool:
     return False
 
 
-def surrogate_paths(value: Any, path: str = "") -> Iterator[str]:
-    """Where in a JSON value (keys included) a lone surrogate sits."""
-    if isinstance(value, str):
-        if lone_surrogate(value):
-            yield path or "value"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and lone_surrogate(key):
-                yield f"{path}.<key>" if path else "<key>"
-            else:
-                yield from surrogate_paths(item, where)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from surrogate_paths(item, f"{path}[{index}]")
+# How deep any message's parameters may nest (metadata's own bound, 16, is checked later and
+# names the parameter; this one keeps every walk over the raw parameters bounded).
+MAX_PARAMS_DEPTH = 64
+
+
+class TooDeep(ValueError):
+    """A JSON value nests deeper than the walk allows."""
+
+
+def surrogate_paths(value: Any) -> Iterator[str]:
+    """Where in a JSON value (keys included) a lone surrogate sits. Iterative, so any depth is safe;
+    raises TooDeep past MAX_PARAMS_DEPTH levels."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_PARAMS_DEPTH:
+            raise TooDeep(
+                f"{path or 'the value'} is nested deeper than {MAX_PARAMS_DEPTH} levels "
+                f"(metadata may nest {MAX_METADATA_DEPTH} levels, filters {MAX_FILTER_DEPTH})"
+            )
+        if isinstance(item, str):
+            if lone_surrogate(item):
+                yield path or "value"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and lone_surrogate(key):
+                    yield f"{path}.<key>" if path else "<key>"
+                else:
+                    stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
 
 
 def text(value: str, *, what: str) -> str:
@@ -92,6 +109,8 @@ def metadata(value: Any) -> dict[str, Any] | None:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"metadata is a string but not valid JSON ({exc.msg}); send a JSON object") from None
+        except RecursionError:
+            raise ValueError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels") from None
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -133,39 +152,52 @@ def point_id(value: Any) -> PointId:
     if isinstance(value, int):
         number = value
     else:
-        spelled = value.strip()
-        if not _ASCII_INT.fullmatch(spelled):
+        # As sent: " 7" is not point 7 (a careless client must not overwrite it).
+        if not _ASCII_INT.fullmatch(value):
             try:
-                return str(uuid.UUID(spelled))
+                return str(uuid.UUID(value))
             except ValueError:
                 raise ValueError(
                     f"invalid point id {value!r}: use a UUID string or a non-negative integer (ASCII digits)"
                 ) from None
-        number = int(spelled)
+        number = int(value)
     if not 0 <= number <= MAX_POINT_ID:
         raise ValueError(f"invalid point id {number}: integer ids must be between 0 and 2^64-1")
     return number
 
 
 def plain_int(value: Any) -> Any:
-    """An integer, or a string of ASCII digits; never a boolean or a float."""
+    """An integer, or its ASCII-digit spelling; never a boolean or a float."""
     if isinstance(value, bool):
         raise ValueError("expected an integer, got a boolean")
-    if isinstance(value, str) and _ASCII_INT.fullmatch(value.strip()):
-        return int(value.strip())
+    if isinstance(value, str) and _ASCII_INT.fullmatch(value):
+        value = int(value)
     if isinstance(value, int):
         return value
     raise ValueError(f"expected an integer, got {type(value).__name__}")
+
+
+def payload_int(value: Any) -> Any:
+    """An integer as payloads hold them (and filters compare them): signed 64-bit."""
+    number = plain_int(value)
+    low, high = PAYLOAD_INT_RANGE
+    if not low <= number <= high:
+        raise ValueError("expected an integer within the signed 64-bit range Qdrant stores")
+    return number
 
 
 def plain_float(value: Any) -> Any:
     """A finite number, or its plain decimal spelling; never a boolean, NaN or infinity."""
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
-    if isinstance(value, str) and _ASCII_FLOAT.fullmatch(value.strip()):
-        value = float(value.strip())
+    if isinstance(value, str) and _ASCII_FLOAT.fullmatch(value):
+        value = float(value)
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)  # an int too large for a float overflows here
+        except OverflowError:
+            finite = False
+        if not finite:
             raise ValueError("expected a finite number")
         return value
     raise ValueError(f"expected a number, got {type(value).__name__}")

@@ -535,7 +535,10 @@ def _from_record(record: qe.Record) -> Point:
 
 
 def _filter(flt: f.Filter | None) -> qe.Filter | None:
-    return _render(flt) if flt else None
+    try:
+        return _render(flt) if flt else None
+    except (ValueError, TypeError, OverflowError) as exc:  # what filters.py could not foresee
+        raise QdrantRejected(f"the embedded engine cannot use this filter: {_first_line(exc)}") from None
 
 
 def _render(flt: f.Filter) -> qe.Filter:

@@ -76,6 +76,13 @@ def steps(document: dict[str, Any]) -> list[dict[str, Any]]:
     return list(document.get("runs", {}).get("steps", []))
 
 
+def locked_uv() -> str:
+    """The uv version scripts/lock pins (UV_VERSION)."""
+    match = re.search(r"UV_VERSION:-([\d.]+)", (REPO / "scripts" / "lock").read_text())
+    assert match, "scripts/lock pins no UV_VERSION"
+    return match[1]
+
+
 def uses_lines() -> list[tuple[Path, int, str]]:
     """(file, line number, line) of every `uses:` in the workflows and actions."""
     out = []
@@ -270,6 +277,8 @@ def test_release_publishes_only_from_version_tags_after_ci() -> None:
     assert {"image", "dist"} <= set(jobs["pypi"]["needs"])
     ci = load(GITHUB / "workflows" / "ci.yml")
     assert "workflow_call" in triggers(ci)
+    # `uv build` and `uv publish` use the uv that scripts/lock pins.
+    assert release["env"]["UV_VERSION"] == locked_uv()
 
 
 # --- Renovate -----------------------------------------------------------------------------------
@@ -289,4 +298,6 @@ def test_renovate_covers_every_kind_of_pin() -> None:
     custom = config["customManagers"][0]
     pattern = re.compile(custom["matchStrings"][0].replace("(?<", "(?P<"))
     annotated = [m.groupdict() for path in WORKFLOWS for m in pattern.finditer(path.read_text())]
-    assert {a["depName"] for a in annotated} >= {"uv", "aquasecurity/trivy", "sigstore/cosign", "pip-audit"}, annotated
+    assert {a["depName"] for a in annotated} >= {"aquasecurity/trivy", "sigstore/cosign", "pip-audit"}, annotated
+    # uv moves by hand, in step with scripts/lock (its output is the lock's format).
+    assert config["constraints"]["uv"] == locked_uv()

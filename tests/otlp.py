@@ -55,3 +55,4 @@ def receiver() -> Iterator[Receiver]:
     thread.start()
     yield server
     server.shutdown()
+    server.server_close()

@@ -100,13 +100,15 @@ ENV FASTEMBED_CACHE_PATH=/opt/models \
     XDG_CACHE_HOME=/tmp/.cache \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# The in-process and subprocess server suites; the golden vectors come from ../shared when it
-# is mounted at /shared (`.ci/run` does).
+# The in-process and subprocess server suites (with the golden vectors in tests/data).
 ENTRYPOINT ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 CMD ["tests/server", "tests/telemetry", "--ignore=tests/server/test_inspector.py"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS runtime
+# The official python image ships pip in the base: the runtime installs nothing, so it goes
+# (and with it what a scanner would report about it).
+RUN if python3 -m pip --version >/dev/null 2>&1; then python3 -m pip uninstall -y -q pip; fi
 # Fixed non-root identity 10001:10001 (USER names the uid only: the primary group comes from
 # /etc/passwd, and Docker's copy API - used by `compose watch` - resolves a bare uid only).
 # /data: persistent default for embedded Qdrant (XDG_DATA_HOME) — the only writable path

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 def free_port() -> int:

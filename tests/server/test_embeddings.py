@@ -15,10 +15,12 @@ from conftest import LoadedModel
 from qdrant_mcp_memory.embeddings import Kind, token_estimate
 from qdrant_mcp_memory.errors import ServerBusy
 from qdrant_mcp_memory.scheduler import RUN_TEXTS, RUN_TOKENS, EmbeddingScheduler, parse_cpu_max
-from support import SHARED
+from support import REPO
 
 pytestmark = pytest.mark.anyio
-GOLDEN = SHARED / "offline-models" / "minilm_golden.json"
+# Texts and vectors computed by sentence-transformers itself (copied from ../shared/offline-models, so
+# the suite runs where that folder is not: GitHub, the test image).
+GOLDEN = REPO / "tests" / "data" / "minilm_golden.json"
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

@@ -20,6 +20,10 @@ TARBALL=$CACHE_DIR/base-bookworm-py3.tar.gz
 PACKAGES=python3,python3-venv,ca-certificates
 
 log() { echo "build-base-image: $*" >&2; }
+# debootstrap (and the files it makes, owned by root) need root: use sudo when not root.
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo -n "$@"; fi
+}
 
 if [[ -z ${DEBIAN_MIRROR:-} ]]; then
   DEBIAN_MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -37,27 +41,27 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1 && [[ -f $TARBALL ]]; then
   exit 0
 fi
 
-mkdir -p "$CACHE_DIR"
+as_root mkdir -p "$CACHE_DIR"
 if [[ ! -s $TARBALL ]]; then
   command -v debootstrap >/dev/null 2>&1 || {
     log "ERROR: debootstrap missing (run scripts/docker-engine)"
     exit 1
   }
-  root=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
-  trap 'rm -rf "$root"' EXIT
+  root=$(as_root mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
+  trap 'as_root rm -rf "$root"' EXIT
   log "debootstrap bookworm from $DEBIAN_MIRROR (minbase + $PACKAGES) ..."
   start=$SECONDS
-  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$DEBIAN_MIRROR" \
-    >"$CACHE_DIR/debootstrap.log" 2>&1 || {
+  as_root debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$DEBIAN_MIRROR" \
+    2>&1 | as_root tee "$CACHE_DIR/debootstrap.log" >/dev/null || {
     tail -n 30 "$CACHE_DIR/debootstrap.log" >&2
     exit 1
   }
   # Slim it down like the official slim images: no apt lists, caches, docs or man pages.
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-    "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log \
-    "$root"/debootstrap
-  tar -C "$root" --numeric-owner -czf "$TARBALL.tmp" .
-  mv "$TARBALL.tmp" "$TARBALL"
+  # shellcheck disable=SC2016 # $1 is the inner bash's argument, expanded there
+  as_root bash -c 'shopt -s nullglob; cd "$1" && rm -rf var/lib/apt/lists/* var/cache/apt/*.bin \
+    var/cache/apt/archives/*.deb usr/share/doc/* usr/share/man/* usr/share/info/* var/log/*.log debootstrap' _ "$root"
+  as_root tar -C "$root" --numeric-owner -czf "$TARBALL.tmp" .
+  as_root mv "$TARBALL.tmp" "$TARBALL"
   log "debootstrap + tar took $((SECONDS - start))s"
 fi
 

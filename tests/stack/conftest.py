@@ -99,8 +99,19 @@ def auth_token(secrets_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_image(engine: None, base_image: str, secrets_dir: Path, model_cache: Path) -> Iterator[str]:
-    """`docker compose build mcp-server` against the local base, the model baked in from model-cache/."""
+def server_image(
+    engine: None, secrets_dir: Path, model_cache: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """`docker compose build mcp-server` against the local base, the model baked in from model-cache/;
+    or the image a pipeline built already (STACK_SERVER_IMAGE, with STACK_PLANTED_BUILD_SECRET)."""
+    prebuilt = os.environ.get("STACK_SERVER_IMAGE")
+    if prebuilt:
+        if not os.environ.get("STACK_PLANTED_BUILD_SECRET"):
+            pytest.fail("STACK_SERVER_IMAGE needs STACK_PLANTED_BUILD_SECRET: the marker its build planted")
+        run(["docker", "image", "inspect", prebuilt])
+        yield prebuilt
+        return
+    base_image = request.getfixturevalue("base_image")
     if not (REPO / "server" / "src" / "qdrant_mcp_memory" / "cli.py").is_file():
         pytest.fail("server/src/qdrant_mcp_memory/cli.py is missing: nothing to build")
     tag = f"qdrant-mcp-stack/mcp-server:test-{RUN_ID}"

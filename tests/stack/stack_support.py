@@ -18,8 +18,9 @@ RESULTS_DIR = Path(os.environ.get("STACK_RESULTS_DIR", REPO / ".cache" / "stack-
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 METRICS: dict[str, object] = {}
-# Written into the build's CA secret; must appear nowhere in the built image.
-PLANTED_BUILD_SECRET = f"planted-build-secret-{uuid.uuid4().hex}"
+# Written into the build's CA secret; must appear nowhere in the built image. A pipeline that
+# builds the image itself (STACK_SERVER_IMAGE) says which marker it planted.
+PLANTED_BUILD_SECRET = os.environ.get("STACK_PLANTED_BUILD_SECRET") or f"planted-build-secret-{uuid.uuid4().hex}"
 
 
 # --- helpers ----------------------------------------------------------------------------------

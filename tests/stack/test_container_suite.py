@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from stack_support import RESULTS_DIR, RUN_ID, record, run
 
-from support import SHARED
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # HTTPS to PyPI inside the build (a BuildKit secret)
@@ -51,7 +50,7 @@ def test_the_suite_passes_inside_the_image(server_image: str, base_image: str) -
     (RESULTS_DIR / "test-stage-build.log").write_text(build.stdout + build.stderr)
     started = time.monotonic()
     result = run(
-        ["docker", "run", "--rm", "--network", "none", "-v", f"{SHARED}:/shared:ro", tag, *SUITE],
+        ["docker", "run", "--rm", "--network", "none", tag, *SUITE],
         check=False,
         timeout=1100,
     )

@@ -95,15 +95,6 @@ DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yaml
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "datasources.yaml"
 
 # Qdrant metrics the dashboard uses that the pinned qdrant/qdrant:v1.19.0 no longer exposes:
-# qdrant PR #7944 (v1.17.0) removed the *_responses_fail_total counters; failures are now
-# *_responses_total with a `status` label (HTTP status for REST, gRPC code for gRPC). Strict
-# xfail: once grafana/dashboards/qdrant.json stops using them these tests XPASS, which fails,
-# and the entries go.
-REMOVED_QDRANT_METRICS = {
-    "rest_responses_fail_total": 'removed in Qdrant 1.17 (qdrant#7944): use rest_responses_total{status!~"2.."}',
-    "grpc_responses_fail_total": 'removed in Qdrant 1.17 (qdrant#7944): use grpc_responses_total{status!="0"}',
-}
-
 T = TypeVar("T")
 
 
@@ -527,28 +518,12 @@ QDRANT_QUERIES = prometheus_targets(QDRANT_DASHBOARD)  # $__rate_interval -> 1m 
 QDRANT_DASHBOARD_METRICS = sorted(set().union(*(promql_metric_names(expr) for _, expr, _ in QDRANT_QUERIES)))
 
 
-def _removed_metrics(expr: str) -> set[str]:
-    return promql_metric_names(expr) & set(REMOVED_QDRANT_METRICS)
-
-
 def _metric_params() -> list[Any]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=REMOVED_QDRANT_METRICS[name]))
-        if name in REMOVED_QDRANT_METRICS
-        else name
-        for name in QDRANT_DASHBOARD_METRICS
-    ]
+    return list(QDRANT_DASHBOARD_METRICS)
 
 
 def _query_params() -> list[Any]:
-    params = []
-    for title, expr, target in QDRANT_QUERIES:
-        test_id = f"{title}-{target.get('refId', '')}"
-        # A fallback (`or vector(0)`) still returns data without the removed series.
-        removed = _removed_metrics(expr) if "or vector(" not in expr else set()
-        marks = [pytest.mark.xfail(strict=True, reason=REMOVED_QDRANT_METRICS[m]) for m in sorted(removed)]
-        params.append(pytest.param(expr, id=test_id, marks=marks))
-    return params
+    return [pytest.param(expr, id=f"{title}-{target.get('refId', '')}") for title, expr, target in QDRANT_QUERIES]
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ def _in_image(image: str, *command: str) -> str:
 
 def image_bom(image: str) -> Bom:
     bom = Bom()
-    bom.metadata.component = Component(name=image, type=ComponentType.CONTAINER)
+    root = Component(name=image, type=ComponentType.CONTAINER, bom_ref=f"image:{image}")
+    bom.metadata.component = root
     for line in _in_image(image, "dpkg-query", "-W", "-f", "${Package} ${Version} ${Architecture}\\n").splitlines():
         name, version, arch = line.split()
         purl = PackageURL("deb", "debian", name, version, {"arch": arch})
@@ -55,6 +56,7 @@ def image_bom(image: str) -> Bom:
     for name, version in json.loads(_in_image(image, "python", "-c", LIST_PYTHON)):
         purl = PackageURL("pypi", None, normalized(name), version)
         bom.components.add(Component(name=name, version=version, purl=purl, bom_ref=str(purl)))
+    bom.register_dependency(root, list(bom.components))  # the image holds each of them
     return bom
 
 

@@ -131,5 +131,9 @@ def test_env_example_covers_compose_variables() -> None:
 def test_dockerignore_keeps_secrets_and_junk_out() -> None:
     lines = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert "*" in lines, ".dockerignore should be an allow-list"
-    for needed in ("**/secrets/", "**/.env", "**/.venv/", "**/node_modules/", "**/tests/", "**/__pycache__/"):
+    for needed in ("**/secrets/", "**/.env", "**/.venv/", "**/node_modules/", "**/__pycache__/"):
         assert needed in lines, f".dockerignore lacks {needed}"
+    # The tests are in the build context for the `test` stage only: no other stage copies them.
+    stages = (REPO / "Dockerfile").read_text().split("\nFROM ")
+    copying_tests = [stage.split()[2] for stage in stages[1:] if "COPY tests" in stage]
+    assert copying_tests == ["test"], copying_tests

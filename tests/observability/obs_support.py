@@ -126,18 +126,19 @@ def start_prometheus(tmp: Path, scrape_targets: dict[str, str]) -> tuple[subproc
     cfg.write_text(yaml.safe_dump(config))
     (tmp / "tsdb").mkdir()
     log = tmp / "prometheus.log"
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-    )
+    with log.open("wb") as log_file:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
     prom = Prometheus(f"http://127.0.0.1:{port}")
     wait_until(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, 30, "Prometheus /-/ready", proc, log)
     return proc, prom, log
@@ -191,6 +192,10 @@ SERVER_INSTRUMENTS = [
     ("qdrant_mcp.hits.returned", "{hit}", "counter", ("db.collection.name",)),
     ("process.memory.usage", "By", "gauge", ()),
     ("process.cpu.time", "s", "counter", ("cpu.mode",)),
+    ("qdrant_mcp.embedding.queue.size", "{text}", "gauge", ()),  # texts waiting to be embedded
+    ("qdrant_mcp.embedding.queue.capacity", "{text}", "gauge", ()),  # above it calls are refused as busy
+    ("qdrant_mcp.sessions.open", "{session}", "gauge", ()),  # 2025-11-25 Streamable HTTP sessions
+    ("qdrant_mcp.sessions.limit", "{session}", "gauge", ()),
 ]
 
 # prometheus/otlptranslator (used by Prometheus 3's OTLP receiver), strategy
@@ -282,24 +287,18 @@ def expected_series_names() -> dict[str, set[str]]:
     return out
 
 
-# New server instruments, agreed with the lead and being implemented in parallel (same tuple
-# shape as SERVER_INSTRUMENTS; attributes not fixed yet, so the alert rules and panels
-# aggregate with `sum by (job, instance)`). The dashboard's Health row and the alert rules use
-# them already. test_dashboards.py requires data from a panel query as soon as the live server
-# exports every metric it uses; move these into SERVER_INSTRUMENTS once the server has them
-# (test_metric_names.py then insists that it exports them).
-PENDING_SERVER_INSTRUMENTS = [
-    ("qdrant_mcp.embedding.queue.size", "{text}", "gauge", ()),  # texts waiting to be embedded
-    ("qdrant_mcp.embedding.queue.capacity", "{text}", "gauge", ()),  # above it calls are refused as busy
+# Server instruments that exist only when something happened or exists (same tuple shape as
+# SERVER_INSTRUMENTS): a counter's first refusal, a cgroup memory limit. The dashboard's Health
+# row and the alert rules use them; test_dashboards.py requires data from a panel query as soon
+# as the live server exports every metric it uses.
+CONDITIONAL_SERVER_INSTRUMENTS = [
     ("qdrant_mcp.embedding.rejected", "{call}", "counter", ()),  # calls refused because the queue was full
     ("qdrant_mcp.memory.limit", "By", "gauge", ()),  # cgroup memory limit; absent when unlimited
-    ("qdrant_mcp.sessions.open", "{session}", "gauge", ()),
-    ("qdrant_mcp.sessions.limit", "{session}", "gauge", ()),
 ]
 
 
-def pending_series_names() -> set[str]:
-    return {otlp_translated_name(name, unit, kind) for name, unit, kind, _ in PENDING_SERVER_INSTRUMENTS}
+def conditional_series_names() -> set[str]:
+    return {otlp_translated_name(name, unit, kind) for name, unit, kind, _ in CONDITIONAL_SERVER_INSTRUMENTS}
 
 
 # The collector's own metrics, scraped from its :8888 by the prometheus/collector receiver

@@ -18,9 +18,9 @@ from obs_support import (
     REPO,
     SCRAPE_SERIES,
     collector_series_names,
+    conditional_series_names,
     expected_series_names,
     load_yaml,
-    pending_series_names,
     promql_metric_names,
     require_binary,
 )
@@ -117,7 +117,7 @@ def test_alert_shape(alert):
 
 @pytest.mark.parametrize("alert", ALERTS, ids=lambda a: a["alert"])
 def test_alert_uses_known_series(alert):
-    known = set(expected_series_names()) | pending_series_names() | collector_series_names() | SCRAPE_SERIES
+    known = set(expected_series_names()) | conditional_series_names() | collector_series_names() | SCRAPE_SERIES
     names = promql_metric_names(alert["expr"])
     assert names, alert["expr"]
     assert names <= known, f"unknown series {sorted(names - known)}"
@@ -125,20 +125,13 @@ def test_alert_uses_known_series(alert):
     # but only with a regex that accepts the job with or without a service.namespace.
     for m in re.finditer(r'\bjob\s*(=~?|!=|!~)\s*"([^"]*)"', alert["expr"]):
         op, value = m.groups()
-        if any(n in expected_series_names() or n in pending_series_names() for n in names):
+        if any(n in expected_series_names() or n in conditional_series_names() for n in names):
             assert op == "=~" and re.fullmatch(value, "qdrant-mcp/qdrant-mcp") and re.fullmatch(value, "qdrant-mcp")
 
 
-def test_pending_instrument_names():
-    # The new server instruments, as the rules and the Health row use them.
-    assert pending_series_names() == {
-        "qdrant_mcp_embedding_queue_size",
-        "qdrant_mcp_embedding_queue_capacity",
-        "qdrant_mcp_embedding_rejected_total",
-        "qdrant_mcp_memory_limit_bytes",
-        "qdrant_mcp_sessions_open",
-        "qdrant_mcp_sessions_limit",
-    }
+def test_conditional_instrument_names():
+    # The server instruments that appear only once something happened, as the rules use them.
+    assert conditional_series_names() == {"qdrant_mcp_embedding_rejected_total", "qdrant_mcp_memory_limit_bytes"}
 
 
 # ----------------------------------------------------------------------------- wiring

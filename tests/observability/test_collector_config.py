@@ -109,13 +109,13 @@ def test_listen_addresses(cfg):
     assert cfg["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
 
 
-def test_qdrant_scrape_uses_api_key_secret(cfg):
+def test_qdrant_scrape_uses_the_read_only_api_key(cfg):
     scrape = cfg["receivers"]["prometheus/qdrant"]["config"]["scrape_configs"]
     assert len(scrape) == 1
     job = scrape[0]
     assert job["static_configs"][0]["targets"] == ["qdrant:6333"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
-    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/qdrant_api_key"}
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/qdrant_read_only_api_key"}
 
 
 def _host_ports(cfg) -> list[tuple[str, str, int]]:
@@ -214,8 +214,8 @@ def test_compose_mounts_our_files(compose):
     assert got.get("/var/lib/grafana/dashboards") == "grafana/dashboards", got
 
 
-def test_compose_collector_has_the_qdrant_key_secret(compose):
-    assert "qdrant_api_key" in _secret_names(compose["services"]["otel-collector"])
+def test_compose_collector_has_only_the_read_only_qdrant_key(compose):
+    assert _secret_names(compose["services"]["otel-collector"]) == {"qdrant_read_only_api_key"}
 
 
 def test_compose_prometheus_enables_otlp_receiver_and_exemplars(compose):

@@ -7,8 +7,8 @@ which has no /metrics), so its panels are only checked to parse and to use metri
 Qdrant's documented /metrics set. They get data in the compose stack.
 
 MCP server dashboard, Health row: its panels may also use series that this suite cannot
-produce: the collector's own metrics, Prometheus' ALERTS, and the server instruments that are
-still being implemented (obs_support.PENDING_SERVER_INSTRUMENTS). Those queries are checked to
+produce: the collector's own metrics, Prometheus' ALERTS, and the server instruments that exist
+only once something happened (obs_support.CONDITIONAL_SERVER_INSTRUMENTS). Those queries are checked to
 parse and to use known names; a query needs data as soon as the live server exports every
 metric it uses. Every other panel must use only the server contract and return data, as before.
 """
@@ -25,10 +25,10 @@ from obs_support import (
     SERVICE_NAME,
     all_panels,
     collector_series_names,
+    conditional_series_names,
     expected_series_names,
     finite_values,
     load_dashboards,
-    pending_series_names,
     prometheus_targets,
     promql_metric_names,
     row_title,
@@ -41,7 +41,7 @@ MCP = "mcp-server.json"
 QDRANT = "qdrant.json"
 HEALTH_ROW = "Health"
 # Series the Health row may use besides the server contract (see the module docstring).
-HEALTH_ONLY_SERIES = pending_series_names() | collector_series_names() | ALERT_SERIES
+HEALTH_ONLY_SERIES = conditional_series_names() | collector_series_names() | ALERT_SERIES
 
 
 def _mcp_queries() -> list[tuple[dict, str, dict]]:
@@ -125,7 +125,7 @@ def _variable_exprs(d: dict) -> list[str]:
 
 def test_mcp_dashboard_uses_only_contract_metrics():
     # Outside the Health row: the server contract only. Health row: also the collector's
-    # metrics, ALERTS and the pending server instruments.
+    # metrics, ALERTS and the conditional server instruments.
     contract = set(expected_series_names())
     d = DASHBOARDS[MCP]
     for panel, expr, _ in _mcp_queries():
@@ -196,16 +196,16 @@ def test_mcp_dashboard_links_to_traces_and_logs():
 # ----------------------------------------------------------------------------- live data
 
 
-def _exported_pending(live) -> set[str]:
+def _exported_conditional(live) -> set[str]:
     """Pending server instruments that the live server already exports."""
-    pending = sorted(pending_series_names())
-    series = live.prom.series(f'count by (__name__) ({{__name__=~"{"|".join(pending)}"}})')
+    conditional = sorted(conditional_series_names())
+    series = live.prom.series(f'count by (__name__) ({{__name__=~"{"|".join(conditional)}"}})')
     return {s["metric"]["__name__"] for s in series}
 
 
 def test_mcp_dashboard_queries_return_data(live):
     d = DASHBOARDS[MCP]
-    must_have_data = set(expected_series_names()) | _exported_pending(live)
+    must_have_data = set(expected_series_names()) | _exported_conditional(live)
     empty = []
     for panel, expr, target in _mcp_queries():
         title = panel["title"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from obs_support import (
-    PENDING_SERVER_INSTRUMENTS,
+    CONDITIONAL_SERVER_INSTRUMENTS,
     SERVER_INSTRUMENTS,
     SERVICE_NAME,
     expected_series_names,
@@ -20,6 +19,7 @@ from obs_support import (
     stop,
     traffic,
 )
+from otlp import Receiver
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import spawn_server, wait_for
@@ -74,7 +74,7 @@ def test_python_exporter_names_equal_otlp_translation():
         assert seen[series] - scope_labels == labels, f"{series}: exporter labels {seen[series]} vs OTLP {labels}"
 
 
-def test_pending_instruments_get_the_same_names_on_both_paths():
+def test_conditional_instruments_get_the_same_names_on_both_paths():
     """The new instruments (alert rules and the dashboard's Health row use them already) get
     the same Prometheus names from the Python exporter (the live test path) as from Prometheus
     3's OTLP translation (the compose path)."""
@@ -86,8 +86,8 @@ def test_pending_instruments_get_the_same_names_on_both_paths():
     reader = PrometheusMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     try:
-        meter = provider.get_meter("obs-test-pending")
-        for name, unit, kind, _ in PENDING_SERVER_INSTRUMENTS:
+        meter = provider.get_meter("obs-test-conditional")
+        for name, unit, kind, _ in CONDITIONAL_SERVER_INSTRUMENTS:
             if kind == "counter":
                 meter.create_counter(name, unit=unit).add(1)
             else:
@@ -95,7 +95,7 @@ def test_pending_instruments_get_the_same_names_on_both_paths():
         seen = _exposition_names(generate_latest(REGISTRY).decode())
     finally:
         provider.shutdown()
-    for name, unit, kind, _ in PENDING_SERVER_INSTRUMENTS:
+    for name, unit, kind, _ in CONDITIONAL_SERVER_INSTRUMENTS:
         assert otlp_translated_name(name, unit, kind) in seen, f"{name}: exporter has {sorted(seen)}"
 
 
@@ -122,36 +122,11 @@ def test_running_server_exports_the_contract(live):
 # ----------------------------------------------------------------------------- the real OTLP path
 
 
-class _OtlpReceiver(ThreadingHTTPServer):
-    """OTLP/HTTP metrics endpoint on loopback that keeps every decoded export request."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _OtlpHandler)
-        self.requests: list = []
-
-
-class _OtlpHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/metrics":
-            message = ExportMetricsServiceRequest()
-            message.ParseFromString(body)
-            self.server.requests.append(message)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def otlp_metrics(tmp_path_factory) -> list:
     """The server's metrics as it sends them over OTLP/HTTP (what the collector forwards to
     Prometheus 3), after the same kind of traffic as the live fixture."""
-    receiver = _OtlpReceiver()
+    receiver = Receiver()
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
     tmp = tmp_path_factory.mktemp("otlp")
@@ -161,7 +136,7 @@ def otlp_metrics(tmp_path_factory) -> list:
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
     }
     for key in (
@@ -181,8 +156,10 @@ def otlp_metrics(tmp_path_factory) -> list:
     finally:
         stop(server.process)  # SIGTERM: the server flushes its metrics on shutdown
         receiver.shutdown()
-    assert receiver.requests, "no OTLP metrics received"
-    return receiver.requests
+        receiver.server_close()
+    metrics = receiver.received["/v1/metrics"]
+    assert metrics, "no OTLP metrics received"
+    return metrics
 
 
 def _otlp_series(requests: list) -> tuple[dict[str, set[str]], list[str]]:

@@ -17,6 +17,7 @@ from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from otlp import Receiver
+
 from support import ServerProcess
 
 pytestmark = pytest.mark.anyio

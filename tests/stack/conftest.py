@@ -99,9 +99,7 @@ def auth_token(secrets_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_image(
-    engine: None, secrets_dir: Path, model_cache: Path, request: pytest.FixtureRequest
-) -> Iterator[str]:
+def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """`docker compose build mcp-server` against the local base, the model baked in from model-cache/;
     or the image a pipeline built already (STACK_SERVER_IMAGE, with STACK_PLANTED_BUILD_SECRET)."""
     prebuilt = os.environ.get("STACK_SERVER_IMAGE")

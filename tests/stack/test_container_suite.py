@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from stack_support import RESULTS_DIR, RUN_ID, record, run
 
-
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # HTTPS to PyPI inside the build (a BuildKit secret)
 # Inside the container: the in-process suites and the HTTP/stdio/SSE server tests.

@@ -31,6 +31,17 @@ class ToolFailed(RuntimeError):
     """A tool answered with isError: the server is fine, the call was not."""
 
 
+class Refused(RuntimeError):
+    """The endpoint refused the session at the HTTP level (wrong or missing token, foreign Host)."""
+
+
+HTTP_HINTS = {
+    401: "the bearer token was refused: check DEMO_TOKEN_FILE (secrets/mcp_auth_token) or DEMO_TOKEN",
+    403: "the Origin was refused (MCP_ALLOWED_ORIGINS)",
+    421: "the Host was refused (MCP_ALLOWED_HOSTS)",
+}
+
+
 def token() -> str | None:
     value = os.environ.get("DEMO_TOKEN", "").strip()
     if value:
@@ -106,6 +117,7 @@ async def connect(request_timeout: float | None = None) -> AsyncIterator[Client]
 
     timeout = request_timeout if request_timeout is not None else float(os.environ.get("DEMO_TIMEOUT", "60"))
     collection = os.environ.get("DEMO_COLLECTION", "").strip() or "demo-memories"
+    statuses: list[int] = []  # HTTP statuses seen, to explain a refused session
     async with contextlib.AsyncExitStack() as stack:
         command = os.environ.get("DEMO_MCP_COMMAND", "").strip()
         if command:
@@ -122,10 +134,25 @@ async def connect(request_timeout: float | None = None) -> AsyncIterator[Client]
             url = os.environ.get("DEMO_MCP_URL", "").strip() or DEFAULT_URL
             bearer = token()
             headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-            http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout)))
+
+            async def remember(response: httpx2.Response) -> None:
+                statuses.append(response.status_code)
+
+            http = await stack.enter_async_context(
+                httpx2.AsyncClient(
+                    headers=headers, timeout=httpx2.Timeout(timeout), event_hooks={"response": [remember]}
+                )
+            )
             read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
         session = await stack.enter_async_context(ClientSession(read, write, read_timeout_seconds=timeout))
-        init = await session.initialize()
+        try:
+            init = await session.initialize()
+        except Exception:
+            # The SDK reports any HTTP error as "Server returned an error response": name the cause.
+            status = statuses[-1] if statuses else 0
+            if status in HTTP_HINTS:
+                raise Refused(f"HTTP {status}: {HTTP_HINTS[status]}") from None
+            raise
         listed = await session.list_tools()
         yield Client(
             session=session,

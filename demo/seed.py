@@ -98,10 +98,16 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()[:40])
 
 
-def failure(exc: BaseException) -> str:
-    """One readable line for an exception, unwrapping the task groups the SDK raises through."""
+def cause(exc: BaseException) -> BaseException:
+    """The exception itself, out of the task groups the SDK raises it through."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    return exc
+
+
+def failure(exc: BaseException) -> str:
+    """One readable line for an exception."""
+    exc = cause(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -3,6 +3,7 @@ replaces what cannot be pulled here), `up --wait`, a tool call, the demo profile
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,9 +89,18 @@ def test_tool_call_through_published_port(project: Project, inspector_cli: list[
 
 
 def test_demo_profile_seeds_through_mcp(project: Project) -> None:
-    proc = project.compose("--profile", "demo", "run", "--rm", "--no-deps", "--pull", "never", "demo", timeout=240)
-    assert "demo: done" in proc.stdout, proc.stdout + proc.stderr
-    assert "qdrant-find" in proc.stdout
+    """The demo service's default command seeds, then sends traffic; with DEMO_DURATION it exits 0
+    (demo/traffic.py itself: tests/demo/test_traffic.py)."""
+    run = ("--profile", "demo", "run", "--rm", "--no-deps", "--pull", "never")
+    proc = project.compose(*run, "-e", "DEMO_DURATION=5", "-e", "DEMO_RATE=4", "demo", timeout=240)
+    out = proc.stdout
+    assert "demo: done" in out, out + proc.stderr
+    assert "qdrant-find" in out
+    assert re.search(r"^traffic: \S+ #\d+ find .* -> \d+ hits", out, re.M), out
+    assert re.search(r"^traffic: stopped after \d+ calls .*; 0 failed;", out, re.M), out
+    # Seeding alone, as documented.
+    proc = project.compose(*run, "demo", "/demo/seed.py", timeout=240)
+    assert "demo: done" in proc.stdout and "traffic:" not in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_token: str) -> None:

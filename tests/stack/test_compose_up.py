@@ -103,6 +103,50 @@ def test_demo_profile_seeds_through_mcp(project: Project) -> None:
     assert "demo: done" in proc.stdout and "traffic:" not in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_readonly_demo_serves_the_seeded_collection(
+    server_image: str, secrets_dir: Path, inspector_cli: list[str], auth_token: str
+) -> None:
+    """compose.demo-readonly.yaml: a one-shot job seeds through a private writable server, then
+    mcp-server serves that collection with read tools only, behind the token (docs/demo.md)."""
+    port = free_port()
+    env = {"MCP_IMAGE": server_image, "SECRETS_DIR": str(secrets_dir), "MCP_PUBLISH_PORT": str(port)}
+    name = f"stackro-{RUN_ID}".replace(".", "-")
+    # compose.test.yaml before the read-only override: it resets mcp-server's depends_on, which
+    # must keep the seeding job that compose.demo-readonly.yaml adds.
+    files = [
+        "compose.yaml",
+        HERE / "compose.test.yaml",
+        "compose.demo-readonly.yaml",
+        HERE / "compose.test-readonly.yaml",
+    ]
+    base = ["docker", "compose", *(arg for f in files for arg in ("-f", str(f))), "-p", name]
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        up = [*base, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never"]
+        run([*up, "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 120)
+        seeded = run([*base, "logs", "--no-color", "demo-seed"], env=env).stdout
+        assert "demo: done" in seeded, seeded
+        code, body = inspector(inspector_cli, url, "--method", "tools/list", token=auth_token)
+        assert code == 0, body
+        assert "qdrant-find" in str(body) and "qdrant-store" not in str(body) and "qdrant-delete" not in str(body)
+        code, body = inspector(
+            inspector_cli,
+            url,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "qdrant-find",
+            "--tool-arg",
+            "query=which database stores vectors?",
+            token=auth_token,
+        )
+        assert code == 0 and "Qdrant is a vector database" in str(body), body
+        code, body = inspector(inspector_cli, url, "--method", "tools/list", token="")
+        assert code != 0, body  # the token is required
+    finally:
+        run([*base, "down", "-v", "--remove-orphans", "--timeout", "20"], env=env, check=False, timeout=120)
+
+
 def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_token: str) -> None:
     """The embedded store lives in the mcp-data volume: it survives a container restart."""
     project.compose("restart", "mcp-server", timeout=120)

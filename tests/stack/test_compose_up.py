@@ -3,6 +3,7 @@ replaces what cannot be pulled here), `up --wait`, a tool call, the demo profile
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,9 +89,62 @@ def test_tool_call_through_published_port(project: Project, inspector_cli: list[
 
 
 def test_demo_profile_seeds_through_mcp(project: Project) -> None:
-    proc = project.compose("--profile", "demo", "run", "--rm", "--no-deps", "--pull", "never", "demo", timeout=240)
-    assert "demo: done" in proc.stdout, proc.stdout + proc.stderr
-    assert "qdrant-find" in proc.stdout
+    """The demo service's default command seeds, then sends traffic; with DEMO_DURATION it exits 0
+    (demo/traffic.py itself: tests/demo/test_traffic.py)."""
+    run = ("--profile", "demo", "run", "--rm", "--no-deps", "--pull", "never")
+    proc = project.compose(*run, "-e", "DEMO_DURATION=5", "-e", "DEMO_RATE=4", "demo", timeout=240)
+    out = proc.stdout
+    assert "demo: done" in out, out + proc.stderr
+    assert "qdrant-find" in out
+    assert re.search(r"^traffic: \S+ #\d+ find .* -> \d+ hits", out, re.M), out
+    assert re.search(r"^traffic: stopped after \d+ calls .*; 0 failed;", out, re.M), out
+    # Seeding alone, as documented.
+    proc = project.compose(*run, "demo", "/demo/seed.py", timeout=240)
+    assert "demo: done" in proc.stdout and "traffic:" not in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_readonly_demo_serves_the_seeded_collection(
+    server_image: str, secrets_dir: Path, inspector_cli: list[str], auth_token: str
+) -> None:
+    """compose.demo-readonly.yaml: a one-shot job seeds through a private writable server, then
+    mcp-server serves that collection with read tools only, behind the token (docs/demo.md)."""
+    port = free_port()
+    env = {"MCP_IMAGE": server_image, "SECRETS_DIR": str(secrets_dir), "MCP_PUBLISH_PORT": str(port)}
+    name = f"stackro-{RUN_ID}".replace(".", "-")
+    # compose.test.yaml before the read-only override: it resets mcp-server's depends_on, which
+    # must keep the seeding job that compose.demo-readonly.yaml adds.
+    files = [
+        "compose.yaml",
+        HERE / "compose.test.yaml",
+        "compose.demo-readonly.yaml",
+        HERE / "compose.test-readonly.yaml",
+    ]
+    base = ["docker", "compose", *(arg for f in files for arg in ("-f", str(f))), "-p", name]
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        up = [*base, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never"]
+        run([*up, "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 120)
+        seeded = run([*base, "logs", "--no-color", "demo-seed"], env=env).stdout
+        assert "demo: done" in seeded, seeded
+        code, body = inspector(inspector_cli, url, "--method", "tools/list", token=auth_token)
+        assert code == 0, body
+        assert "qdrant-find" in str(body) and "qdrant-store" not in str(body) and "qdrant-delete" not in str(body)
+        code, body = inspector(
+            inspector_cli,
+            url,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "qdrant-find",
+            "--tool-arg",
+            "query=which database stores vectors?",
+            token=auth_token,
+        )
+        assert code == 0 and "Qdrant is a vector database" in str(body), body
+        code, body = inspector(inspector_cli, url, "--method", "tools/list", token="")
+        assert code != 0, body  # the token is required
+    finally:
+        run([*base, "down", "-v", "--remove-orphans", "--timeout", "20"], env=env, check=False, timeout=120)
 
 
 def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_token: str) -> None:

@@ -42,7 +42,9 @@ def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "files", [("compose.yaml",), ("compose.yaml", "compose.override.yaml")], ids=["base", "dev-override"]
+    "files",
+    [("compose.yaml",), ("compose.yaml", "compose.override.yaml"), ("compose.yaml", "compose.demo-readonly.yaml")],
+    ids=["base", "dev-override", "demo-readonly"],
 )
 def test_compose_config_valid(engine: None, env_file: Path, secrets_dir: Path, files: tuple[str, ...]) -> None:
     args = ["docker", "compose", "--env-file", str(env_file)]
@@ -119,9 +121,29 @@ def test_override_does_not_weaken_secrets(engine: None, env_file: Path, secrets_
     assert dev["services"]["mcp-server"]["develop"]["watch"], "no develop.watch for mcp-server"
 
 
+def test_readonly_demo_policies(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """compose.demo-readonly.yaml (docs/demo.md): read tools only, the token required, Qdrant's
+    read-only key, Qdrant unpublished, the seeding job hardened and run to completion first."""
+    services = _config(env_file, secrets_dir, "compose.yaml", "compose.demo-readonly.yaml")["services"]
+    server = services["mcp-server"]
+    env = server["environment"]
+    assert env["QDRANT_READ_ONLY"] == "true"
+    assert env["MCP_AUTH_TOKEN_FILE"] == "/run/secrets/mcp_auth_token" and env["MCP_ALLOW_UNAUTHENTICATED"] == "false"
+    assert env["QDRANT_API_KEY_FILE"] == "/run/secrets/qdrant_read_only_api_key"
+    assert {s["source"] for s in server["secrets"]} == {"qdrant_read_only_api_key", "mcp_auth_token"}
+    assert server["depends_on"]["demo-seed"]["condition"] == "service_completed_successfully"
+    assert not services["qdrant"].get("ports")
+    seed = services["demo-seed"]
+    assert seed["read_only"] is True and seed["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in seed["security_opt"]
+    assert seed["deploy"]["resources"]["limits"]["memory"] and seed["logging"]["options"]["max-size"]
+    assert seed["environment"]["DEMO_MCP_COMMAND"].endswith("--transport stdio") and not seed.get("ports")
+    assert seed.get("restart", "no") == "no"
+
+
 def test_env_example_covers_compose_variables() -> None:
-    """Every ${VAR} compose.yaml reads is documented in .env.example."""
-    text = (REPO / "compose.yaml").read_text()
+    """Every ${VAR} compose.yaml (and compose.demo-readonly.yaml) reads is documented in .env.example."""
+    text = (REPO / "compose.yaml").read_text() + (REPO / "compose.demo-readonly.yaml").read_text()
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
     missing = sorted(used - documented)

@@ -13,8 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def compose_layers() -> dict[str, Any]:
+    """compose.yaml as written, its included layers merged (services, secrets, volumes), before
+    interpolation: for checks of what the files say, where `docker compose config` would
+    resolve the very ${...} defaults being checked."""
+    top = yaml.safe_load((REPO / "compose.yaml").read_text())
+    merged: dict[str, Any] = {"services": {}, "secrets": {}, "volumes": {}}
+    for entry in top.get("include", []):
+        path = entry["path"] if isinstance(entry, dict) else entry
+        layer = yaml.safe_load((REPO / path).read_text())
+        for key, values in merged.items():
+            values.update(layer.get(key) or {})
+    return merged
 
 
 def free_port() -> int:

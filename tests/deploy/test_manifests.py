@@ -272,7 +272,8 @@ def _checkov_reports(stdout: str) -> list[dict[str, Any]]:
 
 def test_checkov_has_no_unexplained_findings(tools: Tools, rendered: dict[str, Rendered]) -> None:
     files = [r.file for r in rendered.values()] + EXTRA_MANIFESTS
-    files += [REPO / "Dockerfile", REPO / "compose.yaml", REPO / "compose.override.yaml"]
+    compose = [REPO / f"compose{layer}.yaml" for layer in ("", ".core", ".observability", ".override")]
+    files += [REPO / "Dockerfile", *compose]
     args = ["--skip-download", "--output", "json", "--framework", "kubernetes", "dockerfile", "secrets"]
     for f in files:
         args += ["--file", str(f)]

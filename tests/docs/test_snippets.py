@@ -277,14 +277,14 @@ def test_published_versions_in_the_docs_are_current() -> None:
     """The pinned image tag and package version the snippets hand out are the release in
     server/pyproject.toml; the Inspector the docs name is the one compose.yaml runs."""
     version = tomllib.loads((REPO / "server" / "pyproject.toml").read_text())["project"]["version"]
-    inspector = re.search(r"ghcr\.io/modelcontextprotocol/inspector:([\w.]+)", (REPO / "compose.yaml").read_text())
+    inspector = re.search(r"ghcr\.io/modelcontextprotocol/inspector:([\w.]+)", (REPO / "compose.core.yaml").read_text())
     assert inspector
     for path in DOCS:
         text = path.read_text(encoding="utf-8")
         for pinned in re.findall(r"qdrant-mcp-memory[:@](\d+\.\d+\.\d+)", text):
             assert pinned == version, f"{path.name}: qdrant-mcp-memory {pinned}, but the release is {version}"
         for pinned in re.findall(r"@modelcontextprotocol/inspector@([\w.]+)", text):
-            assert pinned == inspector[1], f"{path.name}: Inspector {pinned}, compose.yaml runs {inspector[1]}"
+            assert pinned == inspector[1], f"{path.name}: Inspector {pinned}, compose.core.yaml runs {inspector[1]}"
 
 
 def test_the_checks_catch_what_they_claim() -> None:

@@ -22,19 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from support import free_port, spawn_server, wait_for
+from support import compose_layers, free_port, spawn_server, wait_for
 
 # Make obs_support importable whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).parent))
 
 from obs_support import (
-    COMPOSE,
     SCRAPE_INTERVAL_S,
     SERVICE_NAME,
     Prometheus,
     finite_values,
     http_get,
-    load_yaml,
     require_binary,
     start_prometheus,
     stop,
@@ -52,9 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def compose() -> dict:
-    if not COMPOSE.is_file():
-        pytest.fail("compose.yaml does not exist yet (written by the compose/Dockerfile work)")
-    return load_yaml(COMPOSE)
+    return compose_layers()
 
 
 @pytest.fixture(scope="session")

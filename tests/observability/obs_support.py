@@ -20,7 +20,6 @@ from support import REPO, free_port
 
 OTEL = REPO / "otel"
 GRAFANA = REPO / "grafana"
-COMPOSE = REPO / "compose.yaml"
 
 SERVICE_NAME = "qdrant-mcp"
 SCRAPE_INTERVAL_S = 1

@@ -7,9 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-import yaml
-
-from support import REPO
+from support import REPO, compose_layers
 
 SCRIPT = REPO / "scripts" / "secrets"
 NAMES = {"qdrant_api_key", "qdrant_read_only_api_key", "mcp_auth_token", "grafana_admin_password"}
@@ -37,7 +35,7 @@ def test_secret_files_are_private_and_kept(tmp_path: Path) -> None:
 
 
 def test_services_read_secrets_through_their_group_and_the_collector_only_reads() -> None:
-    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    compose = compose_layers()
     services = compose["services"]
     for name, service in services.items():
         image = str(service.get("image", ""))

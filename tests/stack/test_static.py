@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,8 +45,13 @@ def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "files",
-    [("compose.yaml",), ("compose.yaml", "compose.override.yaml"), ("compose.yaml", "compose.demo-readonly.yaml")],
-    ids=["base", "dev-override", "demo-readonly"],
+    [
+        ("compose.yaml",),
+        ("compose.core.yaml",),
+        ("compose.yaml", "compose.override.yaml"),
+        ("compose.yaml", "compose.demo-readonly.yaml"),
+    ],
+    ids=["base", "lean", "dev-override", "demo-readonly"],
 )
 def test_compose_config_valid(engine: None, env_file: Path, secrets_dir: Path, files: tuple[str, ...]) -> None:
     args = ["docker", "compose", "--env-file", str(env_file)]
@@ -92,7 +99,7 @@ def test_compose_policies(engine: None, env_file: Path, secrets_dir: Path) -> No
     assert published == {"qdrant", "mcp-server", "grafana", "inspector"}, published
     dep = services["mcp-server"]["depends_on"]
     assert dep["qdrant"]["condition"] == "service_healthy" and dep["qdrant"].get("restart") is True
-    assert dep["otel-collector"]["condition"] == "service_started"
+    assert services["mcp-server"]["environment"]["OTEL_SDK_DISABLED"] == "false"  # exports to the collector
     for backend in ("prometheus", "tempo", "loki"):
         assert services["grafana"]["depends_on"][backend]["condition"] == "service_healthy"
         assert services[backend]["healthcheck"]["test"][0] == "CMD"
@@ -141,11 +148,44 @@ def test_readonly_demo_policies(engine: None, env_file: Path, secrets_dir: Path)
     assert seed.get("restart", "no") == "no"
 
 
+def test_lean_layer_is_qdrant_and_the_server_without_telemetry(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """`docker compose -f compose.core.yaml up`: Qdrant + the server (and the opt-in profiles),
+    nothing exporting to a collector that is not there; OTEL_SDK_DISABLED, when set, wins."""
+    lean = _config(env_file, secrets_dir, "compose.core.yaml")
+    assert set(lean["services"]) == {"qdrant", "mcp-server", "demo", "inspector"}
+    assert lean["services"]["mcp-server"]["environment"]["OTEL_SDK_DISABLED"] == "true"
+    assert set(lean["secrets"]) == {"qdrant_api_key", "qdrant_read_only_api_key", "mcp_auth_token", "build_ca"}
+    forced = env_file.with_name("forced.env")
+    forced.write_text(env_file.read_text() + "OTEL_SDK_DISABLED=true\n")
+    full = _config(forced, secrets_dir, "compose.yaml")
+    assert full["services"]["mcp-server"]["environment"]["OTEL_SDK_DISABLED"] == "true"
+
+
+@pytest.mark.parametrize("files", [(), ("-f", "compose.core.yaml")], ids=["full", "lean"])
+def test_fresh_clone_without_secrets_fails_in_one_line_naming_scripts_up(engine: None, files: tuple[str, ...]) -> None:
+    """Plain `docker compose up` before scripts/up: no .env, no secrets. One line, the command to run."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRETS_DIR", "COMPOSE_FILE")}
+    proc = subprocess.run(
+        ["docker", "compose", "--env-file", "/dev/null", *files, "up", "--no-start", "--pull", "never"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run scripts/up" in lines[0], proc.stderr
+
+
 def test_env_example_covers_compose_variables() -> None:
-    """Every ${VAR} compose.yaml (and compose.demo-readonly.yaml) reads is documented in .env.example."""
-    text = (REPO / "compose.yaml").read_text() + (REPO / "compose.demo-readonly.yaml").read_text()
+    """Every ${VAR} the compose files read is documented in .env.example (set, or commented out
+    with its meaning), or, for the layering switch, in otel/stack.env."""
+    files = ["compose.yaml", "compose.core.yaml", "compose.observability.yaml", "compose.demo-readonly.yaml"]
+    text = "".join((REPO / name).read_text() for name in files)
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
-    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+    documented = set(re.findall(r"^(?:# )?([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+    documented |= set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (REPO / "otel" / "stack.env").read_text(), re.M))
     missing = sorted(used - documented)
     assert not missing, f".env.example lacks: {missing}"
 

@@ -47,13 +47,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json-out", default=str(RESULTS_DIR / "latest.json"))
     parser.add_argument("--md-out", default=None, help="also write the Markdown report here")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--client", choices=["sdk", "raw"], default="sdk",
-                        help="sdk: the mcp 2.3.0 Client (default); raw: a minimal httpx JSON-RPC client (legacy "
-                        "only) to cross-check how much the SDK client's CPU weighs")  # fmt: skip
-    parser.add_argument("--ours-env", action="append", default=[], metavar="K=V",
-                        help="extra settings for our server only, e.g. EMBEDDING_THREADS=1 (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--client",
+        choices=["sdk", "raw"],
+        default="sdk",
+        help="sdk: the mcp 2.3.0 Client (default); raw: a minimal httpx JSON-RPC client (legacy "
+        "only) to cross-check how much the SDK client's CPU weighs",
+    )
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra settings for our server only, e.g. EMBEDDING_THREADS=1 (repeatable)",
+    )
     parser.add_argument("--ours-python", default=os.environ.get("BENCH_OURS_PYTHON", str(REPO_PYTHON)))
     parser.add_argument("--ready-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--prepare", action="store_true", help="only make the cached data the chosen phases use (corpus, folders)"
+    )
 
     compare = parser.add_argument_group("compare")
     compare.add_argument("--stores", type=int, help="N stores per store phase (default 1000, quick 40)")
@@ -70,10 +82,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     scale = parser.add_argument_group("scale")
     scale.add_argument("--scale-sizes", help="points per collection, comma list (default 1000,10000,100000; quick 300)")
     scale.add_argument("--scale-finds", type=int, help="finds per measurement (default 300, quick 20)")
-    scale.add_argument("--scale-engines", default="edge,local-mode,official",
-                       help="which of edge, local-mode (ours on qdrant-client local mode), official")  # fmt: skip
-    scale.add_argument("--scale-profile", action="store_true",
-                       help="py-spy profile of each engine under 8-client finds at the largest size")  # fmt: skip
+    scale.add_argument(
+        "--scale-engines",
+        default="edge,local-mode,official",
+        help="which of edge, local-mode (ours on qdrant-client local mode), official",
+    )
+    scale.add_argument(
+        "--scale-profile",
+        action="store_true",
+        help="py-spy profile of each engine under 8-client finds at the largest size",
+    )
 
     calls = parser.add_argument_group("worst-call, head-of-line, bulk-store")
     calls.add_argument("--bulk-calls", type=int, help="store-many calls in bulk-store (default 10, quick 2)")
@@ -94,7 +112,6 @@ async def run(options: argparse.Namespace) -> int:
     phases = selected_phases(options.phases)
     json_out = Path(options.json_out)
     out_dir = json_out.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     meta: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -130,7 +147,11 @@ async def run(options: argparse.Namespace) -> int:
         log(f"== phase {name}: {phase.SUMMARY}")
         phase_started = time.perf_counter()
         try:
-            results[name] = await phase.run(context)
+            if options.prepare:
+                prepare = getattr(phase, "prepare", None)
+                results[name] = await prepare(context) if prepare else {"errors": 0, "fatal": None, "skipped": True}
+            else:
+                results[name] = await phase.run(context)
         except SetupError:
             raise
         except BenchError as exc:
@@ -138,25 +159,30 @@ async def run(options: argparse.Namespace) -> int:
             results[name] = {"errors": 0, "fatal": str(exc)}
         results[name]["seconds"] = round(time.perf_counter() - phase_started, 1)
         results[name]["loadavg_after"] = load_average()
-        # written after every phase, so a long run that dies keeps what it measured
-        json_out.write_text(json.dumps(full, indent=2, default=str))
+        _write(json_out, json.dumps(full, indent=2, default=str))  # a run that dies keeps what it measured
     meta["loadavg_after"] = load_average()
     meta["total_s"] = round(time.perf_counter() - started, 1)
     full["ok"] = all(not result.get("fatal") and result.get("errors", 0) == 0 for result in results.values())
-    text = report.document(full, {name: load(name).markdown for name in results})
+    sections = {} if options.prepare else {name: load(name).markdown for name in results}
+    text = report.document(full, sections)
     text += f"\n\nTotal bench time {meta['total_s']} s. JSON: `{json_out}`\n"
-    json_out.write_text(json.dumps(full, indent=2, default=str))
+    _write(json_out, json.dumps(full, indent=2, default=str))
     if options.md_out:
-        Path(options.md_out).write_text(text)
+        _write(Path(options.md_out), text)
     print(text, flush=True)
     return 0 if full["ok"] else 1
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 async def _cancellable(options: argparse.Namespace) -> int:
     """run(), cancelled on SIGTERM so that every server it started is stopped on the way out."""
     task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         return await run(options)
     except asyncio.CancelledError:

@@ -6,12 +6,14 @@ alone needs no PyPI.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import provision
+from . import provision, servers
 from .driver import Connect
+from .servers import ServerSpec
 
 
 @dataclass
@@ -33,6 +35,25 @@ class Context:
         if self._official_venv is None:
             self._official_venv = provision.official_venv()
         return self._official_venv
+
+    def ours(
+        self,
+        storage: Mapping[str, str] | None = None,
+        modes: tuple[str, ...] = ("legacy",),
+        metrics_port: int | None = None,
+    ) -> ServerSpec:
+        """Our server with this run's interpreter, model cache and --ours-env; in memory unless `storage`."""
+        return servers.ours(
+            self.ours_python,
+            self.model_cache,
+            storage=storage,
+            extra_env=self.ours_env,
+            modes=modes,
+            metrics_port=metrics_port,
+        )
+
+    def official(self, storage: Mapping[str, str] | None = None) -> ServerSpec:
+        return servers.official(self.official_venv(), self.model_cache, storage)
 
     def log_path(self, name: str) -> Path:
         return self.out_dir / "logs" / f"{name}.log"

@@ -56,6 +56,11 @@ def result_text(result: Any) -> str:
     return "\n".join(text for item in getattr(result, "content", None) or [] if (text := getattr(item, "text", None)))
 
 
+def found_something(text: str) -> bool:
+    """Whether a qdrant-find answer lists hits: `<entry>` blocks (official) or `- [score]` lines (ours)."""
+    return "<entry>" in text or "\n- [" in text
+
+
 @dataclass
 class CallOutcome:
     seconds: float
@@ -63,7 +68,7 @@ class CallOutcome:
     text: str
 
 
-async def call(client: Any, tool: str, arguments: dict[str, Any] | None, timeout: float = 60.0) -> CallOutcome:
+async def call(client: Any, tool: str, arguments: dict[str, Any] | None, limit_s: float = 60.0) -> CallOutcome:
     """One tool call (or tools/list); failures and isError results come back as ok=False."""
     started = time.perf_counter()
     try:
@@ -71,12 +76,12 @@ async def call(client: Any, tool: str, arguments: dict[str, Any] | None, timeout
             listed = await client.list_tools(cache_mode="bypass")
             ok, text = bool(listed.tools), "" if listed.tools else "empty tools/list"
         else:
-            result = await client.call_tool(tool, arguments or {}, read_timeout_seconds=timeout)
+            result = await client.call_tool(tool, arguments or {}, read_timeout_seconds=limit_s)
             text = result_text(result)
             ok = not getattr(result, "is_error", False)
             if not ok:
                 text = "isError: " + text[:200]
-    except Exception as exc:  # noqa: BLE001 - every failure counts as an error
+    except Exception as exc:
         ok, text = False, error_text(exc)
     return CallOutcome(time.perf_counter() - started, ok, text)
 
@@ -108,7 +113,7 @@ async def run_calls(
                 errors += 1
                 if len(samples) < 5:
                     samples.append(outcome.text)
-            elif tool == "qdrant-find" and "<entry>" not in outcome.text:
+            elif tool == "qdrant-find" and not found_something(outcome.text):
                 empty += 1
 
     result: dict[str, Any] = {"phase": phase, "mode": mode, "clients": clients, "n": len(calls) * per_call}
@@ -118,7 +123,7 @@ async def run_calls(
             for _ in range(clients):
                 client = connect(server.mcp_url, mode, call_timeout)
                 sessions.append(await asyncio.wait_for(stack.enter_async_context(client), 30))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failed = {"errors": len(calls) * per_call, "error_samples": [f"connect: {error_text(exc)}"], "wall_s": 0.0}
             return {**result, **failed, "connect_failed": True}
         pid = server.pid
@@ -170,67 +175,82 @@ async def run_calls(
     return result
 
 
-async def wait_ready(server: ServerProcess, timeout: float, first_find: str | None = None) -> dict[str, Any]:
+async def wait_ready(server: ServerProcess, limit_s: float, first_find: str | None = None) -> dict[str, Any]:
     """Seconds from spawn to: port open, first answered tools/list, /readyz 200 (if the server has it),
     and with `first_find`, the first qdrant-find for it that succeeds."""
-    deadline = server.started + timeout
+    deadline = server.started + limit_s
     times: dict[str, Any] = {}
-
-    def since_spawn() -> float:
-        return round(time.perf_counter() - server.started, 3)
-
-    def check_alive() -> None:
-        if not server.alive():
-            raise BenchError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
-
     while not port_open(server.port):
-        check_alive()
+        _check_alive(server)
         if time.perf_counter() > deadline:
-            raise BenchError(f"{server.name} did not listen within {timeout} s:\n{server.log_tail()}")
+            raise BenchError(f"{server.name} did not listen within {limit_s} s:\n{server.log_tail()}")
         await asyncio.sleep(0.005)
-    times["port_open_s"] = since_spawn()
-
-    async def readyz() -> None:
-        if not server.ready_path:
-            return
-        last: Any = None
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            while time.perf_counter() < deadline:
-                try:
-                    response = await http.get(server.base + server.ready_path)
-                    last = response.status_code
-                    if response.status_code == 200:
-                        times["readyz_s"] = since_spawn()
-                        return
-                except httpx.HTTPError as exc:
-                    last = type(exc).__name__
-                await asyncio.sleep(0.01)
-        times["readyz_s"] = None
-        times["readyz_last"] = last
-
-    async def answered(tool: str, arguments: dict[str, Any] | None, key: str) -> None:
-        last = None
-        while time.perf_counter() < deadline:
-            check_alive()
-            try:
-                async with sdk_client(server.mcp_url, LEGACY, 30) as client:
-                    while time.perf_counter() < deadline:
-                        outcome = await call(client, tool, arguments, 30)
-                        if outcome.ok:
-                            times[key] = since_spawn()
-                            if tool == "tools/list":
-                                listed = await client.list_tools(cache_mode="bypass")
-                                times["tools"] = sorted(t.name for t in listed.tools)
-                            return
-                        last = outcome.text
-                        await asyncio.sleep(0.01)
-            except Exception as exc:  # noqa: BLE001 - not up yet: try again
-                last = error_text(exc)
-                await asyncio.sleep(0.01)
-        raise BenchError(f"{server.name}: no successful {tool} within {timeout} s ({last}):\n{server.log_tail()}")
-
-    jobs = [answered("tools/list", None, "ready_s"), readyz()]
+    times["port_open_s"] = _since_spawn(server)
+    jobs = [
+        _first_success(server, "tools/list", None, deadline=deadline, times=times, key="ready_s"),
+        _readyz(server, deadline, times),
+    ]
     if first_find is not None:
-        jobs.append(answered("qdrant-find", {"query": first_find}, "first_find_s"))
+        find = {"query": first_find}
+        jobs.append(_first_success(server, "qdrant-find", find, deadline=deadline, times=times, key="first_find_s"))
     await asyncio.gather(*jobs)
     return times
+
+
+def _since_spawn(server: ServerProcess) -> float:
+    return round(time.perf_counter() - server.started, 3)
+
+
+def _check_alive(server: ServerProcess) -> None:
+    if not server.alive():
+        raise BenchError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
+
+
+async def _readyz(server: ServerProcess, deadline: float, times: dict[str, Any]) -> None:
+    if not server.ready_path:
+        return
+    last: Any = None
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        while time.perf_counter() < deadline:
+            try:
+                response = await http.get(server.base + server.ready_path)
+                last = response.status_code
+                if response.status_code == 200:
+                    times["readyz_s"] = _since_spawn(server)
+                    return
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.01)
+    times["readyz_s"] = None
+    times["readyz_last"] = last
+
+
+async def _first_success(
+    server: ServerProcess,
+    tool: str,
+    arguments: dict[str, Any] | None,
+    *,
+    deadline: float,
+    times: dict[str, Any],
+    key: str,
+) -> None:
+    """Retry `tool` (new sessions while the server cannot take one) until it succeeds; record when."""
+    last = None
+    while time.perf_counter() < deadline:
+        _check_alive(server)
+        try:
+            async with sdk_client(server.mcp_url, LEGACY, 30) as client:
+                while time.perf_counter() < deadline:
+                    outcome = await call(client, tool, arguments, 30)
+                    if outcome.ok:
+                        times[key] = _since_spawn(server)
+                        if tool == "tools/list":
+                            listed = await client.list_tools(cache_mode="bypass")
+                            times["tools"] = sorted(t.name for t in listed.tools)
+                        return
+                    last = outcome.text
+                    await asyncio.sleep(0.01)
+        except Exception as exc:  # not up yet: try again
+            last = error_text(exc)
+            await asyncio.sleep(0.01)
+    raise BenchError(f"{server.name}: no successful {tool} in time ({last}):\n{server.log_tail()}")

@@ -7,6 +7,7 @@ tree in a thread while a call runs, for peaks that a reading before and after wo
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import threading
@@ -88,10 +89,8 @@ def thread_cpu_s(pid: int, tid: int) -> float:
 def tree_threads(pid: int) -> int:
     count = 0
     for member in process_tree(pid):
-        try:
+        with contextlib.suppress(OSError):
             count += len(os.listdir(f"/proc/{member}/task"))
-        except OSError:
-            pass
     return count
 
 

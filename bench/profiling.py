@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +137,7 @@ def summarize(raw_path: Path, top: int = 10) -> dict[str, Any]:
 async def profile(
     server: ServerProcess,
     calls: list[Operation],
+    *,
     clients: int,
     out_dir: Path,
     rate: int,
@@ -151,22 +151,23 @@ async def profile(
     command += ["--subprocesses", "--threads", "--output", str(raw)]
     spy_log = out_dir / f"profile-{server.name}.pyspy.log"
     with spy_log.open("wb") as log_file:
-        spy = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        spy = await asyncio.create_subprocess_exec(
+            *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL
+        )
     try:
         await asyncio.sleep(1.0)  # let py-spy attach
-        if spy.poll() is not None:
+        if spy.returncode is not None:
             raise BenchError(f"py-spy exited {spy.returncode}: {spy_log.read_text(errors='replace')[-2000:]}")
-        measured = await run_calls(
-            server, LEGACY, phase or f"find_c{clients}_profiled", clients, calls, connect=connect
-        )
+        label = phase or f"find_c{clients}_profiled"
+        measured = await run_calls(server, LEGACY, label, clients, calls, connect=connect)
     finally:
-        if spy.poll() is None:
+        if spy.returncode is None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
             try:
-                spy.wait(30)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(spy.wait(), 30)
+            except TimeoutError:
                 spy.kill()
-                spy.wait()
+                await spy.wait()
     if not raw.exists():
         raise BenchError(f"py-spy wrote no profile: {spy_log.read_text(errors='replace')[-2000:]}")
     summary = summarize(raw)

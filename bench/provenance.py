@@ -46,7 +46,9 @@ print(json.dumps(found))
 def package_versions(python: str, names: tuple[str, ...] = VERSION_PACKAGES) -> dict[str, str]:
     """Versions of `names` installed for the interpreter `python` (those it has)."""
     try:
-        found = subprocess.run([python, "-c", _VERSIONS_SCRIPT, *names], capture_output=True, text=True, timeout=60)
+        found = subprocess.run(
+            [python, "-c", _VERSIONS_SCRIPT, *names], capture_output=True, text=True, timeout=60, check=False
+        )
         return dict(json.loads(found.stdout))
     except (OSError, subprocess.SubprocessError, ValueError):
         return {}
@@ -68,7 +70,11 @@ def source_fingerprint() -> dict[str, Any]:
     }
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         fingerprint["git_head"] = head.stdout.strip() or None
     return fingerprint

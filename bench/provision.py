@@ -59,7 +59,7 @@ def ensure_venv(path: Path, requirements: list[str], what: str) -> Path:
         try:
             subprocess.run([base_python(), "-m", "venv", str(path)], check=True, timeout=300)
             pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-            installed = subprocess.run([*pip, *requirements], capture_output=True, text=True, timeout=900)
+            installed = subprocess.run([*pip, *requirements], capture_output=True, text=True, timeout=900, check=False)
         except (subprocess.SubprocessError, OSError) as exc:
             shutil.rmtree(path, ignore_errors=True)
             raise SetupError(f"could not create the {what} venv at {path}: {exc}") from exc

@@ -33,7 +33,9 @@ class RawClient:
 
     async def __aenter__(self) -> RawClient:
         info = {"name": "qdrant-mcp-bench-raw", "version": "0"}
-        result = await self.request("initialize", {"protocolVersion": self.protocol, "capabilities": {}, "clientInfo": info})
+        result = await self.request(
+            "initialize", {"protocolVersion": self.protocol, "capabilities": {}, "clientInfo": info}
+        )
         self.protocol = result.get("protocolVersion", self.protocol)
         await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return self

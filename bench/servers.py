@@ -85,6 +85,7 @@ def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
 def ours(
     python: str,
     model_cache: Path,
+    *,
     storage: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     modes: tuple[str, ...] = ("legacy",),
@@ -93,6 +94,7 @@ def ours(
     """Our server; with `metrics_port`, its Prometheus exporter on that port (telemetry otherwise off)."""
     if not Path(python).exists():
         raise SetupError(f"{python} not found (set --ours-python or BENCH_OURS_PYTHON)")
+    python = os.path.abspath(python)  # the server runs in another folder; a venv's symlink must stay unresolved
 
     def env(port: int) -> dict[str, str]:
         values = base_env(model_cache, storage or in_memory())

@@ -64,11 +64,11 @@ async def run(context: Context) -> dict[str, Any]:
     specs: list[ServerSpec] = []
     for name in order:
         if name == "official":
-            specs.append(servers.official(context.official_venv(), context.model_cache))
+            specs.append(context.official())
         elif name == "ours":
             modern = not options.no_modern and context.client_kind == "sdk"
             modes = (LEGACY, MODERN) if modern else (LEGACY,)
-            specs.append(servers.ours(context.ours_python, context.model_cache, None, context.ours_env, modes))
+            specs.append(context.ours(modes=modes))
         else:
             raise SetupError(f"unknown server {name!r} in --order")
     measured = {}
@@ -115,30 +115,17 @@ async def measure_server(context: Context, spec: ServerSpec, plan: Plan) -> dict
             instance["startup"]["rss_ready_mb"] = round(procfs.tree_rss_kib(server.pid)[0] / 1024, 1)
             measured.setdefault("url", server.mcp_url)
             log(f"  {spec.name} ready: {instance['startup']}")
-            for phase in await _phases(context, server, mode, suffix, plan, used_queries, primary):
+            for phase in await _phases(context, server, mode=mode, suffix=suffix, plan=plan, used_queries=used_queries):
                 record(phase)
-            if primary and context.options.profile:
-                queries = w.queries(plan.seed, "profile", plan.profile_finds, used_queries)
-                log(f"  profiling {spec.name} under {plan.high}-client finds ({len(queries)} queries) with py-spy ...")
-                rate = context.options.profile_rate
-                calls = w.find_calls(queries)
-                profiled = await profiling.profile(server, calls, plan.high, context.out_dir, rate, context.connect)
-                measured["profile"] = profiled
-                record(measured["profile"]["phase"])
-            if primary and "qdrant-store-many" in instance["startup"].get("tools", []) and plan.many:
-                calls = [("qdrant-store-many", {"entries": w.documents(plan.seed, "store_many", plan.many)})]
-                many = await run_calls(
-                    server,
-                    mode,
-                    "store_many",
-                    1,
-                    calls,
-                    connect=context.connect,
-                    call_timeout=600,
-                    phase_timeout=900,
-                    per_call=plan.many,
+            if primary:
+                tools = instance["startup"].get("tools", [])
+                extra, profiled = await _primary_phases(
+                    context, server, mode=mode, plan=plan, tools=tools, used=used_queries
                 )
-                record(many)
+                if profiled is not None:
+                    measured["profile"] = profiled
+                for phase in extra:
+                    record(phase)
             rss, hwm = procfs.tree_rss_kib(server.pid)
             instance.update(
                 rss_mb=round(rss / 1024, 1),
@@ -154,7 +141,7 @@ async def measure_server(context: Context, spec: ServerSpec, plan: Plan) -> dict
         except BenchError as exc:
             instance["fatal"] = str(exc)
             log(f"  {spec.name} ({mode}) FAILED: {exc}")
-        except Exception as exc:  # noqa: BLE001 - one server failing must not lose the others' results
+        except Exception as exc:
             instance["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
             log(f"  {spec.name} ({mode}) FAILED: {instance['fatal']}")
         finally:
@@ -169,8 +156,35 @@ async def measure_server(context: Context, spec: ServerSpec, plan: Plan) -> dict
     return measured
 
 
+async def _primary_phases(
+    context: Context, server: Any, *, mode: str, plan: Plan, tools: list[str], used: set[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The primary instance only: the profiled finds (--profile) and one store-many (ours)."""
+    done, profiled = [], None
+    if context.options.profile:
+        queries = w.queries(plan.seed, "profile", plan.profile_finds, used)
+        log(f"  profiling {server.name} under {plan.high}-client finds ({len(queries)} queries) with py-spy ...")
+        profiled = await profiling.profile(
+            server,
+            w.find_calls(queries),
+            clients=plan.high,
+            out_dir=context.out_dir,
+            rate=context.options.profile_rate,
+            connect=context.connect,
+        )
+        done.append(profiled["phase"])
+    if "qdrant-store-many" in tools and plan.many:
+        calls = [("qdrant-store-many", {"entries": w.documents(plan.seed, "store_many", plan.many)})]
+        limits = {"call_timeout": 600, "phase_timeout": 900}
+        many = await run_calls(
+            server, mode, "store_many", 1, calls, connect=context.connect, per_call=plan.many, **limits
+        )
+        done.append(many)
+    return done, profiled
+
+
 async def _phases(
-    context: Context, server: Any, mode: str, suffix: str, plan: Plan, used_queries: set[str], primary: bool
+    context: Context, server: Any, *, mode: str, suffix: str, plan: Plan, used_queries: set[str]
 ) -> list[dict[str, Any]]:
     """no-op baseline, warm-up, then stores and finds at 1 client and at `plan.high` clients."""
     high, seed = plan.high, plan.seed
@@ -219,7 +233,9 @@ def targets(
     ) -> None:
         """`compared`: the ratio to show; by default ours / official, None for rows where it means nothing."""
         shown = ratio(u, o) if compared == "ours/official" else compared
-        rows.append({"metric": metric, "official": o, "ours": u, "ratio": shown, "target": target, "met": met, "note": note})
+        rows.append(
+            {"metric": metric, "official": o, "ours": u, "ratio": shown, "target": target, "met": met, "note": note}
+        )
 
     def startup(measured: dict[str, Any] | None, key: str) -> Any:
         return (measured or {}).get("startup", {}).get(key)
@@ -239,7 +255,7 @@ def targets(
         o, u = both(phase, "throughput")
         r = ratio(u, o)
         kind = phase.split("_")[0]
-        add(f"{kind} throughput @{high} (ops/s)", o, u, f"≥ {factor:g}× official", None if r is None else r >= factor)
+        add(f"{kind} throughput @{high} (ops/s)", o, u, f"≥ {factor:g}x official", None if r is None else r >= factor)
     for phase in (f"store_c{high}", f"find_c{high}"):
         add(f"{phase.split('_')[0]} p50 @{high} (ms)", *both(phase, "p50_ms"))
     for phase in ("store_c1", "find_c1", f"store_c{high}", f"find_c{high}"):
@@ -255,7 +271,8 @@ def targets(
         "≥ 150 docs/s",
         None if many is None else many >= 150,
         compared=ratio(many, value(official, f"store_c{high}", "throughput")),
-        note=f"ratio is vs official store throughput @{high}" + ("; quick run, target is for 1000 docs" if quick else ""),
+        note=f"ratio is vs official store throughput @{high}"
+        + ("; quick run, target is for 1000 docs" if quick else ""),
     )
     add("RSS right after ready, idle (MB)", startup(official, "rss_ready_mb"), startup(ours, "rss_ready_mb"))
     o, u = (official or {}).get("rss_mb"), (ours or {}).get("rss_mb")

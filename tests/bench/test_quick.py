@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from support import REPO
 
 pytestmark = pytest.mark.bench

@@ -36,6 +36,7 @@ WARMUP_FINDS = 20
 # (server, folder kind) per engine
 ENGINES = {"edge": ("ours", "edge"), "local-mode": ("ours", "local-mode"), "official": ("official", "local-mode")}
 SETTLE_LIMIT_S = 1800.0
+READY_LIMIT_S = 900.0
 # Targets at 100 000 points.
 TARGET_P50_MS = 10.0
 TARGET_P50_GROWTH = 1.5
@@ -113,7 +114,9 @@ async def _measure(
     server = servers.start(spec, context.log_path(f"scale-{engine}-{size}"), label=f"{engine}@{size}")
     log(f"scale: {engine} with {size} points ...")
     try:
-        startup = await wait_ready(server, context.options.ready_timeout, first_find=queries[0])
+        # local mode reads every point into memory before it answers: minutes at 100 000 on a busy machine
+        limit = max(context.options.ready_timeout, READY_LIMIT_S)
+        startup = await wait_ready(server, limit, first_find=queries[0])
         startup.pop("tools", None)
         startup["rss_ready_mib"] = round(procfs.tree_rss_kib(server.pid)[0] / 1024, 1)
         measured["startup"] = startup

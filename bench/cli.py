@@ -28,7 +28,7 @@ from typing import Any
 
 from . import provision, report
 from .context import Context
-from .driver import connector
+from .driver import connector, load_client_sdk
 from .errors import BenchError, SetupError
 from .paths import REPO_PYTHON, RESULTS_DIR
 from .phases import PHASES, load
@@ -126,6 +126,7 @@ async def run(options: argparse.Namespace) -> int:
         "model": provision.MODEL,
         "seed": options.seed,
     }
+    load_client_sdk()
     model_cache = provision.model_cache()
     meta["model_cache"] = str(model_cache)
     context = Context(

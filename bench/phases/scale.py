@@ -14,8 +14,11 @@ from 8 clients, and RSS. Every engine gets the same queries at a size.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,7 @@ async def _measure(
         limit = max(context.options.ready_timeout, READY_LIMIT_S)
         startup = await wait_ready(server, limit, first_find=queries[0])
         startup.pop("tools", None)
+        startup.update(server_timeline(server))
         startup["rss_ready_mib"] = round(procfs.tree_rss_kib(server.pid)[0] / 1024, 1)
         measured["startup"] = startup
         no_index = {"note": "local mode: no index"}
@@ -148,6 +152,22 @@ async def _measure(
     if measured.get("fatal"):
         log(f"  {engine}@{size} FAILED: {measured['fatal']}")
     return measured
+
+
+def server_timeline(server: Any) -> dict[str, float]:
+    """Seconds from spawn to our server's own log events: transport up, model loaded, ready (engine open too)."""
+    events = {"serving": "log_serving_s", "embedding model loaded": "log_model_loaded_s", "ready": "log_ready_s"}
+    spawned_wall = time.time() - (time.perf_counter() - server.started)
+    found: dict[str, float] = {}
+    for line in server.log().splitlines():
+        try:
+            event = json.loads(line)
+            key = events.get(event.get("message"))
+            if key and key not in found:
+                found[key] = round(datetime.fromisoformat(event["ts"]).timestamp() - spawned_wall, 3)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return found
 
 
 async def _finds(context: Context, server: Any, queries: list[str], finds: int) -> dict[str, Any]:

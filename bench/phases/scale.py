@@ -91,7 +91,8 @@ def _engines(context: Context) -> list[str]:
     unknown = [name for name in engines if name not in ENGINES]
     if unknown:
         raise BenchError(f"unknown --scale-engines {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
-    return [name for name in engines if context.with_official or name != "official"]
+    only = context.options.only
+    return [name for name in engines if only is None or (name == "official") == (only == "official")]
 
 
 def _sizes(text: str | None, quick: bool) -> tuple[int, ...]:
@@ -238,6 +239,7 @@ def markdown(result: dict[str, Any]) -> str:
         "first tools/list s",
         "/readyz s",
         "first find s",
+        "server log: serving / model / ready s",
         "index",
         "find p50 @1 ms",
         "p99 @1 ms",
@@ -251,7 +253,7 @@ def markdown(result: dict[str, Any]) -> str:
     rows = []
     for r in result["runs"]:
         if r.get("fatal"):
-            rows.append([r["engine"], r["points"], "FAILED: " + r["fatal"].splitlines()[0][:80], *[None] * 11])
+            rows.append([r["engine"], r["points"], "FAILED: " + r["fatal"].splitlines()[0][:80], *[None] * 12])
             continue
         start, c1, c8 = r.get("startup", {}), _phase(r, "find_c1"), _phase(r, "find_c8")
         index = r.get("index", {})
@@ -269,6 +271,9 @@ def markdown(result: dict[str, Any]) -> str:
                 start.get("ready_s"),
                 start.get("readyz_s"),
                 start.get("first_find_s"),
+                " / ".join(number(start.get(k)) for k in ("log_serving_s", "log_model_loaded_s", "log_ready_s"))
+                if "log_ready_s" in start
+                else "—",
                 index_text,
                 c1.get("p50_ms"),
                 c1.get("p99_ms"),
@@ -288,7 +293,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{edgeindex.SETTLED_S:g} s in a row (the Edge folders come with their HNSW index built by the server's own "
         "builder, so this normally passes at once). *other load*: cores used by everything else during @1 / @8.",
         "",
-        table(header, rows, "l" + "r" * 4 + "l" + "r" * 8),
+        table(header, rows, "l" + "r" * 5 + "l" + "r" * 8),
         "",
         "Targets (at 100 000 points):",
         "",

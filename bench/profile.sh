@@ -6,7 +6,7 @@
 #   bench/profile.sh both         # both, and the usual side-by-side tables
 #   PROFILE_FINDS=4000 bench/profile.sh
 #
-# What it does: bench/run.py runs its normal phases (small counts here), then, on the same server
+# What it does: `python -m bench --phases compare` runs its normal phases (small counts here), then, on the same server
 # process, attaches `py-spy record --format raw --threads --subprocesses --rate 200 --pid <server>`
 # while 8 clients send PROFILE_FINDS distinct finds, stops py-spy with SIGINT and summarizes the
 # stacks (top categories, top leaf functions, split by thread). py-spy is installed once into
@@ -20,7 +20,7 @@
 #   py-spy record --pid <pid> --format speedscope -o prof.json --threads --rate 200   # Ctrl-C to stop
 # Note: py-spy only sees Python threads; onnxruntime's own worker threads are native, so ONNX time
 # shows as the calling thread sitting in Session.run. py-spy's idle detection is unreliable on a loaded
-# 2-core machine, so run.py drops samples whose leaf is a blocking wait (Condition.wait, select, ...).
+# 2-core machine, so the benchmark drops samples whose leaf is a blocking wait (Condition.wait, select, ...).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -36,6 +36,7 @@ case $which in
     exit 2
     ;;
 esac
-exec "$py" "$here/run.py" "${only[@]}" --profile --profile-finds "$finds" \
+cd "$repo"
+exec "$py" -m bench --phases compare "${only[@]}" --profile --profile-finds "$finds" \
   --stores 300 --finds 300 --many 300 --noop 100 --no-modern \
   --json-out "$here/results/profile-$which.json" --md-out "$here/results/profile-$which.md"

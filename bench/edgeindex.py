@@ -1,0 +1,54 @@
+"""Waiting for our server's background index build to finish.
+
+After bulk writes, Qdrant Edge builds its HNSW index in a child process once writes pause
+for 2 s (OPTIMIZE_QUIET_S); `qdrant-collection-info` reports status "yellow" while a build
+is being swapped in. The index has settled when the collection is green and no child
+process runs, for SETTLED_S in a row: longer than the pause after which a build would start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from . import procfs
+from .driver import LEGACY, call, sdk_client
+from .errors import BenchError
+from .serverproc import ServerProcess
+
+SETTLED_S = 3.0
+POLL_S = 0.5
+
+
+async def settle(server: ServerProcess, limit_s: float = 1800.0) -> dict[str, Any]:
+    """Poll until settled; the last status and points count, the seconds waited, whether a build was seen."""
+    started = time.perf_counter()
+    deadline = started + limit_s
+    settled_since: float | None = None
+    states: set[str] = set()
+    saw_build = False
+    info: dict[str, Any] = {}
+    async with sdk_client(server.mcp_url, LEGACY, 60) as client:
+        while True:
+            if time.perf_counter() > deadline:
+                raise BenchError(f"the index did not settle within {limit_s} s (last: {info})")
+            outcome = await call(client, "qdrant-collection-info", {}, 60)
+            status = re.search(r"status (\w+)", outcome.text)
+            points = re.search(r"(\d+) points", outcome.text)
+            state = status.group(1) if outcome.ok and status else "unknown"
+            building = len(procfs.process_tree(server.pid)) > 1
+            saw_build = saw_build or building or state == "yellow"
+            states.add(state)
+            info = {"status": state, "points": int(points.group(1)) if points else None}
+            now = time.perf_counter()
+            if state == "green" and not building:
+                settled_since = settled_since or now
+                if now - settled_since >= SETTLED_S:
+                    break
+            else:
+                settled_since = None
+            await asyncio.sleep(POLL_S)
+    waited = max(0.0, time.perf_counter() - started - SETTLED_S)
+    return {**info, "waited_s": round(waited, 1), "build_seen": saw_build, "states": sorted(states)}

@@ -1,0 +1,36 @@
+"""The benchmark's phases, each a module selectable with `--phases`.
+
+A phase module has `NAME`, a one-line `SUMMARY`, `async run(context) -> dict` and
+`markdown(result) -> str` (its section of the report); one that needs slow-to-make data
+also has `async prepare(context) -> dict`, which `--prepare` runs instead of `run`. Its result holds at least `errors`
+(failed calls: must be 0) and `fatal` (why it could not finish, or None); phases with
+targets list them under `targets` as `report.target_row`s.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
+
+from ..context import Context
+
+# In the order a full run makes them: the comparison first, the long scale phase last.
+PHASES = {
+    "compare": "compare",
+    "worst-call": "worst_call",
+    "head-of-line": "head_of_line",
+    "bulk-store": "bulk_store",
+    "scale": "scale",
+}
+
+
+class Phase(Protocol):
+    NAME: str
+    SUMMARY: str
+    run: Callable[[Context], Awaitable[dict[str, Any]]]
+    markdown: Callable[[dict[str, Any]], str]
+
+
+def load(name: str) -> Phase:
+    return cast(Phase, importlib.import_module(f"{__name__}.{PHASES[name]}"))

@@ -60,8 +60,8 @@ class LoadedModel:
 
 
 @pytest.fixture(scope="session")
-def model() -> LoadedModel:
-    fastembed = FastEmbedModel(MODEL)
+def model(offline_model: Path) -> LoadedModel:
+    fastembed = FastEmbedModel(MODEL, offline_model)
     return LoadedModel(fastembed, fastembed.load())
 
 

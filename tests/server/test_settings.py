@@ -63,6 +63,15 @@ def test_defaults_match_the_official_server(env: pytest.MonkeyPatch) -> None:
     assert isinstance(storage.backend, EdgeBackend) and storage.backend.root == default_local_path()
 
 
+def test_downloaded_models_survive_a_reboot(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """fastembed's own default cache is in the temp folder: unset, ours is the user's cache."""
+    env.delenv("FASTEMBED_CACHE_PATH", raising=False)
+    env.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert Settings().embedding_cache_path == tmp_path / "cache" / "qdrant-mcp-memory" / "fastembed"
+    env.setenv("FASTEMBED_CACHE_PATH", str(tmp_path / "models"))
+    assert Settings().embedding_cache_path == tmp_path / "models"
+
+
 def test_every_official_variable_is_read(env: pytest.MonkeyPatch) -> None:
     values = {
         "QDRANT_URL": "http://qdrant:6333/",

@@ -22,7 +22,7 @@ SUITE = [
 ]
 
 
-def test_the_suite_passes_inside_the_image(server_image: str, base_image: str) -> None:
+def test_the_suite_passes_inside_the_image(server_image: str, base_image: str, secrets_dir: Path) -> None:
     tag = f"qdrant-mcp-stack/mcp-server-tests:{RUN_ID}"
     build = run(
         [
@@ -34,13 +34,14 @@ def test_the_suite_passes_inside_the_image(server_image: str, base_image: str) -
             str(Path(__file__).with_name("compose.test-stage.yaml")),
             "-p",
             f"stacktests-{RUN_ID}",
-            "build",
             "--progress",
             "plain",
+            "build",
             "server-tests",
         ],
         env={
             "TEST_IMAGE": tag,
+            "SECRETS_DIR": str(secrets_dir),
             "PYTHON_IMAGE": base_image,
             "BUILD_CA_FILE": str(HOST_CA if HOST_CA.is_file() else "/dev/null"),
         },

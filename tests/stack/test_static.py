@@ -199,3 +199,10 @@ def test_dockerignore_keeps_secrets_and_junk_out() -> None:
     stages = (REPO / "Dockerfile").read_text().split("\nFROM ")
     copying_tests = [stage.split()[2] for stage in stages[1:] if "COPY tests" in stage]
     assert copying_tests == ["test"], copying_tests
+
+
+def test_scripts_up_links_the_dashboards_that_exist() -> None:
+    """The summary's Grafana links (/d/<uid>) name provisioned dashboards."""
+    linked = set(re.findall(r"/d/([\w-]+)", (REPO / "scripts" / "up").read_text()))
+    uids = {json.loads(p.read_text())["uid"] for p in (REPO / "grafana" / "dashboards").glob("*.json")}
+    assert linked and linked <= uids, f"scripts/up links {sorted(linked)}, dashboards are {sorted(uids)}"

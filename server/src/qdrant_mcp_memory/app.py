@@ -103,7 +103,8 @@ class Application:
         self.settings = settings
         self.telemetry = telemetry
         self.scheduler = EmbeddingScheduler(
-            telemetry.observe_model(FastEmbedModel(settings.embedding_model)), settings.embedding_threads
+            telemetry.observe_model(FastEmbedModel(settings.embedding_model, settings.embedding_cache_path)),
+            settings.embedding_threads,
         )
         storage = select_storage(settings)
         self.legacy_local_mode = storage.legacy_local_mode

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -62,8 +63,9 @@ def token_estimate(text: str) -> int:
 class FastEmbedModel:
     """A fastembed `TextEmbedding` with single-threaded ONNX runs."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cache: Path) -> None:
         self._name = name
+        self._cache = cache
         self._model: TextEmbedding | None = None
 
     @property
@@ -76,9 +78,8 @@ class FastEmbedModel:
         from fastembed import TextEmbedding
 
         try:
-            model = TextEmbedding(self._name, threads=1)
+            model = TextEmbedding(self._name, threads=1, cache_dir=str(self._cache))
         except ValueError as exc:
-            cache = os.environ.get("FASTEMBED_CACHE_PATH", "<fastembed default temp dir>")
             hint = (
                 " HF_HUB_OFFLINE=1 forbids downloading it: bake it into the image or point FASTEMBED_CACHE_PATH"
                 " at a cache that holds it."
@@ -86,7 +87,7 @@ class FastEmbedModel:
                 else ""
             )
             raise EmbeddingModelError(
-                f"cannot load embedding model {self._name!r} (FASTEMBED_CACHE_PATH={cache}): "
+                f"cannot load embedding model {self._name!r} (FASTEMBED_CACHE_PATH={self._cache}): "
                 f"{str(exc).rstrip('.')}.{hint}"
             ) from None
         # One warm-up run pays ONNX's first-run cost now and tells the dimension.

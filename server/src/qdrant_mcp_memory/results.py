@@ -51,7 +51,7 @@ class StoreManyResult(ToolResult):
 
 class FoundEntry(BaseModel):
     id: PointId
-    score: float = Field(description="Cosine similarity to the query (higher is closer).")
+    score: float = Field(description="Higher is closer: cosine similarity, or with hybrid search the fused rank score.")
     document: str
     metadata: dict[str, Any] | None = None
 

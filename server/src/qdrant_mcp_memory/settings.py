@@ -90,6 +90,13 @@ def default_local_path() -> Path:
     return Path(base) / "qdrant-mcp" / "qdrant"
 
 
+def default_model_cache() -> Path:
+    """Where fastembed keeps downloaded models when FASTEMBED_CACHE_PATH is unset: a user cache
+    that survives reboots (fastembed's own default is in the temp folder)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qdrant-mcp-memory" / "fastembed"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", case_sensitive=False)
 
@@ -111,6 +118,9 @@ class Settings(BaseSettings):
     # Embeddings (official names)
     embedding_provider: Literal["fastembed"] = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
     embedding_model: str = Field(DEFAULT_MODEL, validation_alias=_env("EMBEDDING_MODEL"), min_length=1)
+    embedding_cache_path: Path = Field(
+        default_factory=default_model_cache, validation_alias=_env("FASTEMBED_CACHE_PATH")
+    )
     # Parallel single-threaded ONNX runs (see embeddings.py); None = one per available core.
     embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
 

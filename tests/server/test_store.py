@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -16,6 +16,7 @@ from qdrant_mcp_memory.errors import CollectionLayoutError, CollectionNotFound, 
 from qdrant_mcp_memory.filters import metadata_filter, parse_filter, typed_filter
 from qdrant_mcp_memory.scheduler import EmbeddingScheduler
 from qdrant_mcp_memory.settings import FilterableField
+from qdrant_mcp_memory.sparse import Bm25Encoder
 from qdrant_mcp_memory.store import Entry, QdrantStore, StoreConfig, content_id
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +137,47 @@ async def test_a_mismatched_collection_fails_loudly(
     with pytest.raises(CollectionLayoutError):
         await store.store(foreign, [Entry("text")])
     assert not (await store.collection_details(foreign)).compatible
+
+
+class RecordingEmbedder:
+    """The real embedder, recording how many texts it was asked to embed."""
+
+    def __init__(self, inner: EmbeddingScheduler) -> None:
+        self.inner = inner
+        self.texts = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    async def embed_query(self, text: str) -> list[float]:
+        self.texts += 1
+        return await self.inner.embed_query(text)
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return await self.inner.embed_documents(texts)
+
+
+async def test_a_mismatched_collection_is_refused_before_any_embedding(
+    store: QdrantStore, scheduler: EmbeddingScheduler, unique: Unique
+) -> None:
+    """A maximal store-many aimed at an incompatible collection costs no embedding work."""
+    foreign = unique("foreign")
+    await store.backend.create_collection(foreign, NewCollection(DenseVector(VECTOR, 768)))
+    recording = RecordingEmbedder(scheduler)
+    checked = QdrantStore(store.backend, recording, StoreConfig(vector_name=VECTOR), Bm25Encoder())
+    with pytest.raises(CollectionLayoutError):
+        await checked.store(foreign, [Entry(f"note {i} " + "word " * 190) for i in range(1000)])
+    with pytest.raises(CollectionLayoutError):
+        await checked.find(foreign, "anything", limit=3)
+    assert recording.texts == 0
+    await checked.store(unique("fine"), [Entry("a compatible collection embeds as usual")])
+    assert recording.texts == 1
 
 
 async def test_payload_indexes_are_ensured_on_existing_collections(

@@ -32,7 +32,7 @@ Connect = Callable[[str, str, float], Any]
 def load_client_sdk() -> None:
     """Import the `mcp` client SDK now (about 1 s of CPU): imported lazily, its import would land
     inside the first readiness measurement and stall every poller on this event loop meanwhile."""
-    import mcp.client  # noqa: F401
+    import mcp.client  # noqa: F401  # imported for its import cost, now rather than later
 
 
 def sdk_client(url: str, mode: str, read_timeout_seconds: float) -> Any:

@@ -47,11 +47,11 @@ workshop writer year yoga zone
 always bright careful cheap clean cold daily early easy fast fresh friendly green happy
 heavy important late local loud modern new old private public quick quiet rare red remote
 safe short simple slow small strong sweet tall urgent warm weekly wide young
-""".split()  # noqa: SIM905
+""".split()  # noqa: SIM905  # a word list reads and diffs best as running text
 
 VERBS = """
 add book buy call cancel change check clean cook create deliver discuss email finish fix
 forget install learn like love meet move need open order pay plan prefer read remember
 renew repair review schedule send share start stop study test travel update visit want
 watch write
-""".split()  # noqa: SIM905
+""".split()  # noqa: SIM905  # a word list reads and diffs best as running text

@@ -109,7 +109,7 @@ async def measure_server(context: Context, spec: ServerSpec, plan: Plan) -> dict
         server = servers.start(spec, context.log_path(f"{spec.name}{suffix}"))
         instance: dict[str, Any] = {"mode": mode, "log": str(server.log_path), "port": server.port}
         measured["instances"].append(instance)
-        log(f"starting {spec.name} ({mode}): {' '.join(server.process.args)}")  # type: ignore[arg-type]
+        log(f"starting {spec.name} ({mode}): {server.process.args}")
         try:
             instance["startup"] = await wait_ready(server, context.options.ready_timeout)
             instance["startup"]["rss_ready_mb"] = round(procfs.tree_rss_kib(server.pid)[0] / 1024, 1)

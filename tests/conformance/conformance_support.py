@@ -53,9 +53,9 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
-    checks: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
+    checks: list[dict] = field(default_factory=list)
 
-    def statuses(self, *wanted: str) -> list[dict]:  # type: ignore[type-arg]
+    def statuses(self, *wanted: str) -> list[dict]:
         return [check for check in self.checks if check.get("status") in wanted]
 
     @property

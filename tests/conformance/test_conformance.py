@@ -72,7 +72,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     try:
         for name, config in CONFIGS.items():
             workdir = tmp_path_factory.mktemp(f"server-{name}")
-            started[name] = spawn_server(workdir, config.env, wait=None)  # type: ignore[arg-type]
+            started[name] = spawn_server(workdir, config.env, wait=None)
         for server in started.values():
             wait_for(server, "/readyz")
         yield started

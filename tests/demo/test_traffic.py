@@ -31,8 +31,8 @@ from support import REPO, ServerProcess, free_port, spawn_server
 DEMO = REPO / "demo"
 sys.path.insert(0, str(DEMO))
 import client as demo_client  # noqa: E402  # demo/client.py, as traffic.py imports it
-import seed as demo_seed  # noqa: E402
-import traffic  # noqa: E402
+import seed as demo_seed  # noqa: E402  # demo/seed.py, after the path is set
+import traffic  # noqa: E402  # demo/traffic.py, after the path is set
 
 pytestmark = pytest.mark.anyio
 TOKEN = "demo-traffic-test-token-0123456789"
@@ -227,7 +227,7 @@ def test_read_only_demo_gets_reads_only(readonly_server: ServerProcess, run_traf
 
 
 def test_a_refused_token_fails_at_once_saying_why(readonly_server: ServerProcess, run_traffic: Any) -> None:
-    run = run_traffic(readonly_server.mcp_url, DEMO_TOKEN="not-the-token-at-all")  # noqa: S106
+    run = run_traffic(readonly_server.mcp_url, DEMO_TOKEN="not-the-token-at-all")  # noqa: S106  # a wrong token on purpose
     assert run.process.wait(timeout=30) == 1, run.text()
     assert "HTTP 401: the bearer token was refused" in run.text()
 

@@ -575,7 +575,7 @@ def test_network_policy_isolates_the_server(r: Rendered) -> None:
             assert egress.get("to"), f"{policy['metadata']['name']}: egress to anywhere"
             seen |= {p["port"] for p in egress["ports"]}
     assert seen == allowed
-    host = re.match(r"https?://([^:/]+)", r.settings()["QDRANT_URL"]).group(1)  # type: ignore[union-attr]
+    host = re.match(r"https?://([^:/]+)", r.settings()["QDRANT_URL"]).group(1)
     service, namespace = host.split(".")[:2]
     qdrant_rule = next(e for e in main["spec"]["egress"] if {p["port"] for p in e["ports"]} == {6333, 6334})
     (to,) = qdrant_rule["to"]

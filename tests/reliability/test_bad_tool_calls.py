@@ -60,7 +60,7 @@ class Target:
             problems = refusal_problems(reply, call)
             if reply.status == 404 and era_name == "legacy":
                 problems.append("the bad call ended the session")
-                era.open()  # type: ignore[attr-defined]
+                era.open()
         problems += self.check_after(era, call.id)
         return problems
 

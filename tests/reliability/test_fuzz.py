@@ -269,7 +269,7 @@ def check(target: FuzzTarget, era_name: str, tool: Any, arguments: Any) -> None:
     target.examples += 1
     assert reply.status < 500, f"server error: {reply.describe()}"
     if reply.status == 404 and era_name == "legacy":
-        era.open()  # type: ignore[attr-defined]
+        era.open()
         raise AssertionError(f"the call ended the session: {reply.describe()}")
     assert reply.is_jsonrpc, f"not a JSON-RPC response: {reply.describe()}"
     message = reply.payload

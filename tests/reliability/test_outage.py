@@ -65,7 +65,7 @@ class Outage:
         result = await client.call_tool("qdrant-store", {"information": text, "collection_name": collection})
         elapsed = time.monotonic() - started
         if not result.is_error and collection == COLLECTION:
-            self.acknowledged[str(result.structured_content["id"])] = text  # type: ignore[index]
+            self.acknowledged[str(result.structured_content["id"])] = text
         return result, elapsed
 
     async def readyz(self) -> httpx.Response:
@@ -149,7 +149,7 @@ async def test_a_baseline_store_and_find(outage: Outage, record_property: Any) -
             "qdrant-find", {"query": "when is the report due", "collection_name": COLLECTION}
         )
         assert not found.is_error, text_of(found)
-        assert found.structured_content["hits"][0]["document"].startswith("The quarterly report")  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"].startswith("The quarterly report")
 
 
 # -- (b) + (c) the outage and the recovery, in one client session ---------------------------------
@@ -221,7 +221,7 @@ async def test_b_c_outage_fails_fast_then_recovers_without_restart(outage: Outag
              "collection_name": COLLECTION},
         )  # fmt: skip
         assert not many.is_error, text_of(many)
-        for point_id, entry in zip(many.structured_content["ids"], ["first", "second"], strict=True):  # type: ignore[index]
+        for point_id, entry in zip(many.structured_content["ids"], ["first", "second"], strict=True):
             outage.acknowledged[str(point_id)] = f"Recovered batch, {entry}."
     assert outage.server.process.pid == pid and outage.server.process.poll() is None  # never restarted
 
@@ -260,7 +260,7 @@ async def test_b_write_in_flight_when_the_link_is_cut(outage: Outage, record_pro
         outage.proxy.restore()
         retried, _ = await outage.store(client, text)  # what the message tells the caller to do
         assert not retried.is_error, text_of(retried)
-        assert retried.structured_content["id"] == point_id  # type: ignore[index]
+        assert retried.structured_content["id"] == point_id
     assert await count_ids(outage, [point_id]) == 1
 
 
@@ -332,10 +332,10 @@ async def test_d_every_acknowledged_write_is_found(outage: Outage, record_proper
         info = await client.call_tool("qdrant-collection-info", {"collection_name": COLLECTION})
         assert not info.is_error, text_of(info)
         # Nothing was written while the link was cut, except what a call acknowledged (or was retried into).
-        assert info.structured_content["points_count"] == len(acknowledged), (info.structured_content, acknowledged)  # type: ignore[index]
+        assert info.structured_content["points_count"] == len(acknowledged), (info.structured_content, acknowledged)
         for point_id, text in acknowledged.items():
             found = await client.call_tool("qdrant-find", {"query": text, "limit": 1, "collection_name": COLLECTION})
-            hit = found.structured_content["hits"][0]  # type: ignore[index]
+            hit = found.structured_content["hits"][0]
             assert (str(hit["id"]), hit["document"]) == (point_id, text)
     # And from Qdrant itself, by the ids the calls returned.
     headers = {"api-key": outage.qdrant_api_key} if outage.qdrant_api_key else {}

@@ -48,7 +48,7 @@ async def test_planted_secrets_appear_nowhere(start_server: Start, receiver: Rec
     )
     messages = []
     http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"})
-    async with http, Client(streamable_http_client(server.mcp_url, http_client=http)) as client:  # type: ignore[arg-type]
+    async with http, Client(streamable_http_client(server.mcp_url, http_client=http)) as client:
         for tool, arguments in [
             ("qdrant-find", {"query": "anything", "collection_name": "c"}),
             ("qdrant-store", {"information": "a note", "collection_name": "c"}),
@@ -56,7 +56,7 @@ async def test_planted_secrets_appear_nowhere(start_server: Start, receiver: Rec
         ]:
             result = await client.call_tool(tool, arguments)
             assert result.is_error
-            messages.append(result.content[0].text)  # type: ignore[union-attr]
+            messages.append(result.content[0].text)
     wrong = httpx.post(server.mcp_url, json={}, headers={"Authorization": f"Bearer {token}x"})
     ready = httpx.get(server.base + "/readyz")
     assert server.terminate() == 0
@@ -79,13 +79,13 @@ async def test_documents_never_reach_the_logs_even_at_debug(start_server: Start,
     document = f"my confidential diary entry {uuid.uuid4().hex}"
     server = start_server({"LOG_LEVEL": "DEBUG"}, args=("--transport", transport))
     if transport == "sse":
-        connection = Client(sse_client(server.base + "/sse"), mode="legacy")  # type: ignore[arg-type]
+        connection = Client(sse_client(server.base + "/sse"), mode="legacy")
     else:
         connection = Client(server.mcp_url, mode="legacy")
     async with connection as client:
         stored = await client.call_tool("qdrant-store", {"information": document, "collection_name": "diary"})
         found = await client.call_tool("qdrant-find", {"query": document, "collection_name": "diary"})
-    assert not stored.is_error and found.structured_content["hits"][0]["document"] == document  # type: ignore[index]
+    assert not stored.is_error and found.structured_content["hits"][0]["document"] == document
     assert server.terminate() == 0
     assert "uvicorn.access" in server.log(), "DEBUG took effect (request lines are logged only then)"
     assert document not in server.log()

@@ -98,7 +98,7 @@ async def test_an_sse_transport_stream_does_not_hold_up_the_exit(start_server: S
     from mcp.client.sse import sse_client
 
     server = start_server(args=("--transport", "sse"))
-    outcome = await stop_under(server, Client(sse_client(server.base + "/sse"), mode="legacy"))  # type: ignore[arg-type]
+    outcome = await stop_under(server, Client(sse_client(server.base + "/sse"), mode="legacy"))
     check_exit(server, outcome, "SSE transport stream")
 
 
@@ -125,9 +125,9 @@ async def test_under_load_calls_in_flight_finish_new_ones_are_refused_and_nothin
                     refused.append(type(exc).__name__)
                     return
                 if result.is_error:
-                    refused.append(result.content[0].text)  # type: ignore[union-attr]
+                    refused.append(result.content[0].text)
                     return
-                acknowledged[result.structured_content["id"]] = text  # type: ignore[index]
+                acknowledged[result.structured_content["id"]] = text
 
     async with anyio.create_task_group() as tasks:
         for worker in range(8):
@@ -142,8 +142,8 @@ async def test_under_load_calls_in_flight_finish_new_ones_are_refused_and_nothin
     server = start_server({**env, "OTEL_EXPORTER_OTLP_ENDPOINT": None})
     async with Client(server.mcp_url) as client:
         info = await client.call_tool("qdrant-collection-info", {"collection_name": "load"})
-        assert info.structured_content["points_count"] >= len(acknowledged)  # type: ignore[index]
+        assert info.structured_content["points_count"] >= len(acknowledged)
         for point_id, text in list(acknowledged.items())[-25:]:
             found = await client.call_tool("qdrant-find", {"query": text, "collection_name": "load", "limit": 1})
-            assert found.structured_content["hits"][0]["id"] == point_id  # type: ignore[index]
+            assert found.structured_content["hits"][0]["id"] == point_id
     print("shutdown under load:", json.dumps({"acknowledged": len(acknowledged), "refused": len(refused)}))

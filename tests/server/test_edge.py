@@ -108,12 +108,12 @@ async def test_the_index_is_built_in_the_background_while_searches_and_writes_go
             await backend.upsert("big", points)
         # Writes paused: the shard is flushed and an index build starts in a child process.
         with anyio.fail_after(30):
-            while (await backend.describe("big")).status != "yellow":  # type: ignore[union-attr]
+            while (await backend.describe("big")).status != "yellow":
                 await anyio.sleep(0.05)
         latencies: list[float] = []
         late: list[int] = []
         probe = unit_vector(rng)
-        while (await backend.describe("big")).status == "yellow":  # type: ignore[union-attr]
+        while (await backend.describe("big")).status == "yellow":
             started = time.perf_counter()
             hits = await backend.search("big", Search(VECTOR, probe, 5))
             latencies.append(time.perf_counter() - started)

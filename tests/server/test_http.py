@@ -112,9 +112,9 @@ async def test_resources_describe_collections(shared_server: ServerProcess, mode
     async with Client(shared_server.mcp_url, mode=mode) as client:
         await call(client, "qdrant-store", {"information": "resource test", "collection_name": "res"})
         listed = await client.read_resource("qdrant://collections")
-        assert "res" in json.loads(listed.contents[0].text)["collections"]  # type: ignore[union-attr]
+        assert "res" in json.loads(listed.contents[0].text)["collections"]
         one = await client.read_resource("qdrant://collections/res")
-        assert json.loads(one.contents[0].text)["points_count"] == 1  # type: ignore[union-attr]
+        assert json.loads(one.contents[0].text)["points_count"] == 1
         templates = await client.list_resource_templates()
         assert [t.uri_template for t in templates.resource_templates] == ["qdrant://collections/{name}"]
 
@@ -130,7 +130,7 @@ async def test_missing_collection_is_an_empty_result_that_says_so(shared_server:
         "hits": [],
         "search": "dense",
     }
-    assert "does not exist" in result.content[0].text  # type: ignore[union-attr]
+    assert "does not exist" in result.content[0].text
 
 
 # Bad input (malformed, hostile and over-bound calls) is tested in tests/reliability/.

@@ -13,7 +13,7 @@ from support import ServerProcess
 ERAS = [[], ["--protocol-era", "auto"]]  # legacy (the Inspector's default) and 2026-07-28
 
 
-def inspector(url: str, *args: str) -> dict:  # type: ignore[type-arg]
+def inspector(url: str, *args: str) -> dict:
     binary = os.environ.get("MCP_INSPECTOR")
     if not binary:
         pytest.fail(

@@ -67,7 +67,7 @@ async def test_a_local_mode_folder_is_served_as_it_is_until_migrated_in_place(
     start_server: Start, tmp_path: Path, model: object
 ) -> None:
     folder = tmp_path / "memories"
-    ids = local_mode_folder(folder, lambda texts: model.embed("document", texts))  # type: ignore[attr-defined]
+    ids = local_mode_folder(folder, lambda texts: model.embed("document", texts))
     original = tree_digest(folder)
 
     # Before migrating: the old folder keeps working, read-write, with a warning saying what to do.
@@ -77,7 +77,7 @@ async def test_a_local_mode_folder_is_served_as_it_is_until_migrated_in_place(
     assert "run `qdrant-mcp-memory migrate`" in server.log()
     async with Client(server.mcp_url) as client:
         found = await client.call_tool("qdrant-find", {"query": "bread baking", "collection_name": "notes"})
-        assert found.structured_content["hits"][0]["document"] == NOTES[1][0]  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"] == NOTES[1][0]
     assert server.terminate() == 0
 
     result = migrate("--in-place", str(folder))
@@ -89,7 +89,7 @@ async def test_a_local_mode_folder_is_served_as_it_is_until_migrated_in_place(
     async with Client(server.mcp_url) as client:
         for text, metadata in NOTES:
             found = await client.call_tool("qdrant-find", {"query": text, "collection_name": "archive", "limit": 1})
-            hit = found.structured_content["hits"][0]  # type: ignore[index]
+            hit = found.structured_content["hits"][0]
             assert (hit["id"], hit["document"], hit["metadata"]) == (ids[text], text, metadata)
     assert "storage" not in server.ready_details()
     assert server.terminate() == 0
@@ -114,17 +114,17 @@ async def test_an_embedded_folder_moves_to_another_engine_and_refuses_to_overwri
     server = start_server({"QDRANT_URL": None, "QDRANT_LOCAL_PATH": str(target), "QDRANT_HYBRID_SEARCH": "true"})
     async with Client(server.mcp_url) as client:
         info = await client.call_tool("qdrant-collection-info", {"collection_name": "notes"})
-        assert info.structured_content["points_count"] == 3  # type: ignore[index]
-        assert info.structured_content["sparse_vectors"] == ["bm25"]  # type: ignore[index]
+        assert info.structured_content["points_count"] == 3
+        assert info.structured_content["sparse_vectors"] == ["bm25"]
         found = await client.call_tool("qdrant-find", {"query": "fermentation", "collection_name": "notes"})
-        assert found.structured_content["search"] == "hybrid"  # type: ignore[index]
-        assert found.structured_content["hits"][0]["document"] == NOTES[1][0]  # type: ignore[index]
+        assert found.structured_content["search"] == "hybrid"
+        assert found.structured_content["hits"][0]["document"] == NOTES[1][0]
     assert server.terminate() == 0
     # The source still holds everything (opening an embedded folder only touches the engine's own log files).
     server = start_server({"QDRANT_URL": None, "QDRANT_LOCAL_PATH": str(source)})
     async with Client(server.mcp_url) as client:
         info = await client.call_tool("qdrant-collection-info", {"collection_name": "notes"})
-        assert info.structured_content["points_count"] == 3  # type: ignore[index]
+        assert info.structured_content["points_count"] == 3
 
 
 def test_a_migration_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ async def write_with_the_official_server(folder: Path, errlog: Path) -> None:
         },
     )
     with errlog.open("w") as log, anyio.fail_after(180):
-        async with Client(stdio_client(params, errlog=log), mode="legacy") as client:  # type: ignore[arg-type]
+        async with Client(stdio_client(params, errlog=log), mode="legacy") as client:
             for text, metadata in NOTES:
                 stored = await client.call_tool("qdrant-store", {"information": text, "metadata": metadata})
                 assert not stored.is_error, stored
@@ -62,7 +62,7 @@ async def test_a_folder_the_official_server_wrote_is_served_then_migrated(
     assert server.ready_details()["storage"].startswith("qdrant-client local mode")
     async with Client(server.mcp_url) as client:
         found = await client.call_tool("qdrant-find", {"query": "bread baking"})
-        assert found.structured_content["hits"][0]["document"] == NOTES[1][0]  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"] == NOTES[1][0]
     assert server.terminate() == 0
 
     migrated = subprocess.run(
@@ -79,7 +79,7 @@ async def test_a_folder_the_official_server_wrote_is_served_then_migrated(
     async with Client(server.mcp_url) as client:
         for text, metadata in NOTES:
             found = await client.call_tool("qdrant-find", {"query": text, "limit": 1})
-            hit = found.structured_content["hits"][0]  # type: ignore[index]
+            hit = found.structured_content["hits"][0]
             # The official server stores metadata as given; an empty object reads back as it was.
             assert (hit["document"], hit["metadata"] or {}) == (text, metadata)
     assert server.terminate() == 0

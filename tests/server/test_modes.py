@@ -56,9 +56,9 @@ async def test_collection_name_setting_hides_the_parameter(start_server: Start) 
             assert "collection_name" not in tool.input_schema.get("properties", {}), tool.name
         assert tools["qdrant-find"].description == "custom find text"
         stored = await client.call_tool("qdrant-store", {"information": "fixed collection memory"})
-        assert stored.structured_content["collection"] == "fixed"  # type: ignore[index]
+        assert stored.structured_content["collection"] == "fixed"
         found = await client.call_tool("qdrant-find", {"query": "memory"})
-        assert found.structured_content["hits"][0]["document"] == "fixed collection memory"  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"] == "fixed collection memory"
 
 
 async def test_filterable_fields_become_typed_parameters(start_server: Start) -> None:
@@ -93,13 +93,13 @@ async def test_filterable_fields_become_typed_parameters(start_server: Start) ->
         async def documents(**filters: object) -> list[str]:
             result = await client.call_tool("qdrant-find", {"query": "planning", **filters})
             assert not result.is_error, result.content
-            return sorted(hit["document"] for hit in result.structured_content["hits"])  # type: ignore[index]
+            return sorted(hit["document"] for hit in result.structured_content["hits"])
 
         assert await documents(topic="work") == ["old planning notes", "quarterly planning notes"]
         assert await documents(topic="work", year=2020) == ["quarterly planning notes"]
         assert await documents(tags=["trip"]) == ["holiday planning notes"]
         bad = await client.call_tool("qdrant-find", {"query": "planning", "year": "recent"})
-        assert bad.is_error and "year" in bad.content[0].text  # type: ignore[union-attr]
+        assert bad.is_error and "year" in bad.content[0].text
 
 
 async def test_arbitrary_filter_only_when_allowed(start_server: Start) -> None:
@@ -116,11 +116,11 @@ async def test_arbitrary_filter_only_when_allowed(start_server: Start) -> None:
         )
         flt = {"must": [{"key": "metadata.color", "match": {"value": "green"}}]}
         result = await client.call_tool("qdrant-find", {"query": "apple", "query_filter": flt})
-        assert [h["document"] for h in result.structured_content["hits"]] == ["green apple"]  # type: ignore[index]
+        assert [h["document"] for h in result.structured_content["hits"]] == ["green apple"]
         as_string = await client.call_tool("qdrant-find", {"query": "apple", "query_filter": json.dumps(flt)})
-        assert len(as_string.structured_content["hits"]) == 1  # type: ignore[index]
+        assert len(as_string.structured_content["hits"]) == 1
         bad = await client.call_tool("qdrant-find", {"query": "apple", "query_filter": {"must": [{"key": 3}]}})
-        assert bad.is_error and "query_filter.must[0]: key must be" in bad.content[0].text  # type: ignore[union-attr]
+        assert bad.is_error and "query_filter.must[0]: key must be" in bad.content[0].text
 
 
 async def test_bearer_token_auth(start_server: Start, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ async def test_bearer_token_auth(start_server: Start, tmp_path: Path) -> None:
     assert httpx.get(server.base + "/healthz").status_code == 200
     assert httpx.get(server.base + "/readyz").status_code == 200
     http = httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"})
-    async with http, Client(streamable_http_client(server.mcp_url, http_client=http)) as client:  # type: ignore[arg-type]
+    async with http, Client(streamable_http_client(server.mcp_url, http_client=http)) as client:
         result = await client.call_tool("qdrant-list-collections", {})
         assert not result.is_error
     assert TOKEN not in server.log()
@@ -150,9 +150,9 @@ async def test_readiness_reports_unreachable_qdrant_and_calls_fail_clearly(start
     assert ready.status_code == 503 and "unreachable" in ready.json()["reason"]
     async with Client(server.mcp_url) as client:
         result = await client.call_tool("qdrant-find", {"query": "q", "collection_name": "c"})
-        assert result.is_error and "127.0.0.1:9 is unreachable" in result.content[0].text  # type: ignore[union-attr]
+        assert result.is_error and "127.0.0.1:9 is unreachable" in result.content[0].text
         again = await client.call_tool("qdrant-list-collections", {})
-        assert again.is_error and "QDRANT_URL" in again.content[0].text  # type: ignore[union-attr]
+        assert again.is_error and "QDRANT_URL" in again.content[0].text
 
 
 def test_missing_model_fails_fast(start_server: Start, tmp_path: Path) -> None:
@@ -201,15 +201,15 @@ async def test_stdio_transport(tmp_path: Path) -> None:
     async with Client(params) as client:
         await client.call_tool("qdrant-store", {"information": "stdio works", "collection_name": "s"})
         found = await client.call_tool("qdrant-find", {"query": "does stdio work", "collection_name": "s"})
-        assert found.structured_content["hits"][0]["document"] == "stdio works"  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"] == "stdio works"
 
 
 async def test_sse_transport_for_old_clients(start_server: Start) -> None:
     server = start_server(args=("--transport", "sse"))
-    async with Client(sse_client(server.base + "/sse"), mode="legacy") as client:  # type: ignore[arg-type]
+    async with Client(sse_client(server.base + "/sse"), mode="legacy") as client:
         await client.call_tool("qdrant-store", {"information": "sse works", "collection_name": "s"})
         found = await client.call_tool("qdrant-find", {"query": "sse", "collection_name": "s"})
-        assert found.structured_content["hits"][0]["document"] == "sse works"  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"] == "sse works"
     assert server.terminate() == 0
 
 
@@ -224,4 +224,4 @@ async def test_embedded_default_persists(start_server: Start, tmp_path: Path) ->
     server = start_server(env)
     async with Client(server.mcp_url) as client:
         found = await client.call_tool("qdrant-find", {"query": "memory", "collection_name": "p"})
-        assert found.structured_content["hits"][0]["document"] == "persisted memory"  # type: ignore[index]
+        assert found.structured_content["hits"][0]["document"] == "persisted memory"

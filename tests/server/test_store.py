@@ -215,7 +215,7 @@ async def test_filters(store: QdrantStore, unique: Unique) -> None:
     ]
 
     async def topics(flt: object) -> list[str]:
-        found = await store.find(filtered, "project", 10, filter=flt)  # type: ignore[arg-type]
+        found = await store.find(filtered, "project", 10, filter=flt)
         assert found is not None
         return sorted(str((hit.metadata or {})["topic"]) for hit in found.hits)
 

@@ -103,8 +103,8 @@ def container(server_image: str, auth_token: str) -> Iterator[Container]:
         if status.startswith("healthy") or "exited" in status:
             break
         time.sleep(0.5)
-    c.healthy_after = round(time.monotonic() - start, 1)  # type: ignore[attr-defined]
-    c.status = status  # type: ignore[attr-defined]
+    c.healthy_after = round(time.monotonic() - start, 1)
+    c.status = status
     yield c
     logs = run(["docker", "logs", name], check=False)
     if logs.returncode == 0:
@@ -113,9 +113,9 @@ def container(server_image: str, auth_token: str) -> Iterator[Container]:
 
 
 def test_becomes_healthy(container: Container) -> None:
-    record("docker_run_to_healthy_s", container.healthy_after)  # type: ignore[attr-defined]
-    assert container.status.startswith("healthy"), (  # type: ignore[attr-defined]
-        f"not healthy within {HEALTHY_WITHIN_S}s: {container.status}\n"  # type: ignore[attr-defined]
+    record("docker_run_to_healthy_s", container.healthy_after)
+    assert container.status.startswith("healthy"), (
+        f"not healthy within {HEALTHY_WITHIN_S}s: {container.status}\n"
         + run(["docker", "logs", container.name], check=False).stderr[-2000:]
     )
     status, body = container.request("GET", "/readyz")
@@ -219,7 +219,7 @@ async def test_stdio_for_desktop_clients(server_image: str) -> None:
     )  # fmt: skip
     with stderr.open("w") as errlog:
         with anyio.fail_after(120):
-            async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:  # type: ignore[arg-type]
+            async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
                 tools = {tool.name for tool in (await client.list_tools()).tools}
                 stored = await client.call_tool(
                     "qdrant-store", {"information": "stdio in a container", "collection_name": "s"}

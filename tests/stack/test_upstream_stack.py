@@ -227,7 +227,7 @@ async def _mcp_round_trip(url: str, token: str, text: str, traceparent: str) -> 
     meta: Any = {"traceparent": traceparent}  # the find call continues this trace (SEP-414)
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,  # type: ignore[arg-type]
+        Client(streamable_http_client(url, http_client=http)) as client,
     ):
         tools = {tool.name for tool in (await client.list_tools()).tools}
         stored = await client.call_tool("qdrant-store", {"information": text, "metadata": {"run": RUN_ID}})

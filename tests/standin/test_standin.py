@@ -82,7 +82,7 @@ async def test_remote_backend_round_trip(backend: RemoteBackend) -> None:
     with pytest.raises(QdrantRejected, match=r"\(409\).*already exists"):
         await backend.create_collection(collection, NewCollection(DenseVector(DENSE, 4)))
     for key, kind in [("metadata.topic", "keyword"), ("metadata.year", "integer"), ("metadata.done", "boolean")]:
-        await backend.create_index(collection, key, kind)  # type: ignore[arg-type]
+        await backend.create_index(collection, key, kind)
     await backend.upsert(collection, POINTS)
     schema = await backend.describe(collection)
     assert schema is not None

@@ -41,9 +41,9 @@ def otel() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
 @pytest.fixture(scope="module")
 async def client(otel: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> AsyncIterator[Client]:
     """The composed application with telemetry on, driven through the SDK's in-memory transport."""
-    settings = Settings(QDRANT_URL=":memory:")  # type: ignore[call-arg]
+    settings = Settings(QDRANT_URL=":memory:")
     telemetry = Telemetry(
-        Providers(tracer_provider=trace.get_tracer_provider(), meter_provider=metrics.get_meter_provider())  # type: ignore[arg-type]
+        Providers(tracer_provider=trace.get_tracer_provider(), meter_provider=metrics.get_meter_provider())
     )
     application = Application(settings, telemetry)
     async with application.running(), Client(application.mcp) as connected:
@@ -84,8 +84,8 @@ async def test_a_find_is_a_server_span_with_embedding_and_qdrant_children(
     assert attributes["gen_ai.operation.name"] == "execute_tool" and attributes["network.transport"] == "pipe"
     kids = {span.name: span for span in children(spans, server)}
     embed = kids["embeddings sentence-transformers/all-MiniLM-L6-v2"]
-    assert embed.attributes["gen_ai.request.model"] == "sentence-transformers/all-MiniLM-L6-v2"  # type: ignore[index]
-    assert embed.attributes["qdrant_mcp.embedding.texts"] == 1  # type: ignore[index]
+    assert embed.attributes["gen_ai.request.model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert embed.attributes["qdrant_mcp.embedding.texts"] == 1
     query = kids["query_points tel"]
     assert query.kind is SpanKind.CLIENT
     assert dict(query.attributes or {}) == {
@@ -94,7 +94,7 @@ async def test_a_find_is_a_server_span_with_embedding_and_qdrant_children(
         "db.collection.name": "tel",
         "db.response.returned_rows": 1,
     }
-    assert embed.end_time <= query.start_time  # type: ignore[operator]
+    assert embed.end_time <= query.start_time
 
 
 async def test_errors_are_recorded(client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> None:
@@ -104,14 +104,14 @@ async def test_errors_are_recorded(client: Client, otel: tuple[InMemorySpanExpor
     assert result.is_error
     spans = spans_exporter.get_finished_spans()
     server = by_name(spans, "tools/call qdrant-delete")
-    assert server.attributes["error.type"] == "tool_error"  # type: ignore[index]
+    assert server.attributes["error.type"] == "tool_error"
     assert server.status.status_code.name == "ERROR"
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, list[Any]]]:
     data = reader.get_metrics_data()
     found: dict[str, tuple[str, list[Any]]] = {}
-    for resource in data.resource_metrics:  # type: ignore[union-attr]
+    for resource in data.resource_metrics:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 found[metric.name] = (metric.unit, list(metric.data.data_points))

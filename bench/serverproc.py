@@ -178,10 +178,12 @@ def spawn_server(
     env: Mapping[str, str | None] | None = None,
     args: tuple[str, ...] = (),
     wait: str | None = "/readyz",
+    port: int | None = None,
 ) -> ServerProcess:
     """Start `python -m qdrant_mcp_memory` with the caller's environment plus `env` (None removes a
-    variable), embedded in-memory Qdrant and JSON logs; wait for `wait` to answer 200 unless None."""
-    port = free_port()
+    variable), embedded in-memory Qdrant and JSON logs, on `port` (default: a free one); wait for
+    `wait` to answer 200 unless None."""
+    port = port or free_port()
     merged = {**os.environ, "QDRANT_URL": ":memory:", "LOG_FORMAT": "json", **(env or {})}
     full_env = {key: value for key, value in merged.items() if value is not None}
     server = launch(

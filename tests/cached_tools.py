@@ -7,9 +7,7 @@ The venv lives under ${QDRANT_MCP_CACHE:-${XDG_CACHE_HOME:-~/.cache}/qdrant-mcp-
 (the cache root of scripts/bootstrap), keyed by the exact pins in the requirements file (comments
 and order do not count) and the Python version, so changing a pin builds a fresh venv and
 parallel sessions build it once (a file lock). A failed install fails the calling test with
-pip's output and leaves nothing half-installed behind.
-
-The same pattern as tests/deploy/test_manifests.py's tools fixture, for any requirements file.
+pip's output and leaves nothing half-installed behind. Used by tests/ci and tests/deploy.
 """
 
 from __future__ import annotations

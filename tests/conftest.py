@@ -11,6 +11,17 @@ from otlp import receiver  # noqa: F401  # a fixture the telemetry and reliabili
 
 from support import ServerProcess, spawn_server
 
+# Suites marked by their folder, so `-m 'not stack'` and the like select whole folders.
+FOLDER_MARKERS = {"bench", "ci", "conformance", "deploy", "observability", "reliability", "stack"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().relative_to(tests).parts[0]
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:

@@ -10,10 +10,14 @@ targets list them under `targets` as `report.target_row`s.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, cast
 
 from ..context import Context
+from ..driver import error_text
+from ..errors import BenchError
+from ..serverproc import ServerProcess
 
 # In the order a full run makes them: the comparison first, the long scale phase last.
 PHASES = {
@@ -34,3 +38,17 @@ class Phase(Protocol):
 
 def load(name: str) -> Phase:
     return cast(Phase, importlib.import_module(f"{__name__}.{PHASES[name]}"))
+
+
+@contextmanager
+def recording_failure(server: ServerProcess, result: dict[str, Any]) -> Iterator[None]:
+    """A phase's work against `server`: why it failed goes to result["fatal"] (with the server's
+    log tail when the failure was unexpected), and the server is closed either way."""
+    try:
+        yield
+    except BenchError as exc:
+        result["fatal"] = str(exc)
+    except Exception as exc:
+        result["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
+    finally:
+        server.close()

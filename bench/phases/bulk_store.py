@@ -19,10 +19,10 @@ from typing import Any
 from .. import edgeindex, preload, procfs, promtext, servers
 from .. import workload as w
 from ..context import Context
-from ..driver import LEGACY, error_text, run_calls, wait_ready
-from ..errors import BenchError
+from ..driver import LEGACY, run_calls, wait_ready
 from ..progress import log
 from ..report import number, ratio, table
+from . import recording_failure
 
 NAME = "bulk-store"
 SUMMARY = "store-many into a persistent Edge folder: docs/s, and the share of embedding vs the engine"
@@ -42,7 +42,7 @@ async def run(context: Context) -> dict[str, Any]:
     server = servers.start(spec, context.log_path("bulk-store"))
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     result: dict[str, Any] = {"calls": calls, "size": size, "errors": 0, "fatal": None, "targets": []}
-    try:
+    with recording_failure(server, result):
         await wait_ready(server, context.options.ready_timeout)
         before = promtext.scrape(metrics_url)
         batches = [
@@ -76,13 +76,7 @@ async def run(context: Context) -> dict[str, Any]:
             f"bulk-store: {phase['throughput']} docs/s over {calls} x {size}; split {result['split']}; "
             f"index after {result['index_after']}"
         )
-    except BenchError as exc:
-        result["fatal"] = str(exc)
-    except Exception as exc:
-        result["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
-    finally:
-        server.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     return result
 
 

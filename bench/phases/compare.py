@@ -15,13 +15,13 @@ from typing import Any
 from .. import procfs, profiling, servers
 from .. import workload as w
 from ..context import Context
-from ..driver import LEGACY, error_text, run_calls, wait_ready
-from ..errors import BenchError, SetupError
+from ..driver import LEGACY, run_calls, wait_ready
+from ..errors import SetupError
 from ..progress import log
 from ..provenance import package_versions, source_fingerprint
 from ..report import ratio
 from ..servers import MODERN, ServerSpec
-from . import compare_report
+from . import compare_report, recording_failure
 from .compare_report import phase_of
 
 NAME = "compare"
@@ -110,7 +110,7 @@ async def measure_server(context: Context, spec: ServerSpec, plan: Plan) -> dict
         instance: dict[str, Any] = {"mode": mode, "log": str(server.log_path), "port": server.port}
         measured["instances"].append(instance)
         log(f"starting {spec.name} ({mode}): {server.process.args}")
-        try:
+        with recording_failure(server, instance):
             instance["startup"] = await wait_ready(server, context.options.ready_timeout)
             instance["startup"]["rss_ready_mb"] = round(procfs.tree_rss_kib(server.pid)[0] / 1024, 1)
             measured.setdefault("url", server.mcp_url)
@@ -138,14 +138,8 @@ async def measure_server(context: Context, spec: ServerSpec, plan: Plan) -> dict
                 f"  {spec.name} ({mode}) rss={instance['rss_mb']} MB hwm={instance['hwm_mb']} MB "
                 f"threads={instance['threads']} sigterm={instance['sigterm']}"
             )
-        except BenchError as exc:
-            instance["fatal"] = str(exc)
-            log(f"  {spec.name} ({mode}) FAILED: {exc}")
-        except Exception as exc:
-            instance["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
+        if instance.get("fatal"):
             log(f"  {spec.name} ({mode}) FAILED: {instance['fatal']}")
-        finally:
-            server.close()
         if primary:
             for key in ("startup", "rss_mb", "hwm_mb", "threads", "processes", "sigterm", "fatal"):
                 if key in instance:

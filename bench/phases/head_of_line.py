@@ -20,11 +20,12 @@ import httpx
 from .. import servers
 from .. import workload as w
 from ..context import Context
-from ..driver import LEGACY, CallOutcome, call, error_text, wait_ready
+from ..driver import LEGACY, CallOutcome, call, wait_ready
 from ..errors import BenchError
 from ..progress import log
 from ..report import at_most, table, target_row, targets_table
 from ..stats import latency_summary
+from . import recording_failure
 
 NAME = "head-of-line"
 SUMMARY = "find p50/p99 while two maximal store-many calls (1000 x 990 chars each) run in other sessions"
@@ -42,7 +43,7 @@ async def run(context: Context) -> dict[str, Any]:
     spec = context.ours()
     server = servers.start(spec, context.log_path("head-of-line"))
     result: dict[str, Any] = {"entries_per_store": entries, "chars_each": CHARS, "errors": 0, "fatal": None}
-    try:
+    with recording_failure(server, result):
         await wait_ready(server, context.options.ready_timeout)
         base = w.documents(context.seed, "hol-base", QUICK_BASE_DOCUMENTS if context.quick else BASE_DOCUMENTS)
         queries = w.queries(context.seed, "hol", BASELINE_FINDS + 20_000, set())
@@ -57,12 +58,6 @@ async def run(context: Context) -> dict[str, Any]:
             result["errors"] += under.pop("errors")
             result.update(under)
         result["sigterm"] = server.stop(10.0)
-    except BenchError as exc:
-        result["fatal"] = str(exc)
-    except Exception as exc:
-        result["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
-    finally:
-        server.close()
     during = result.get("during_any") or {}
     p99 = during.get("p99_ms")
     result["targets"] = [

@@ -25,10 +25,11 @@ from typing import Any
 from .. import edgeindex, preload, procfs, profiling, servers
 from .. import workload as w
 from ..context import Context
-from ..driver import LEGACY, error_text, run_calls, wait_ready
+from ..driver import LEGACY, run_calls, wait_ready
 from ..errors import BenchError
 from ..progress import log
 from ..report import at_most, number, ratio, table, target_row, targets_table
+from . import recording_failure
 
 NAME = "scale"
 SUMMARY = "finds and restart at 1k/10k/100k points: ours on Edge, ours on local mode, official (local mode)"
@@ -118,7 +119,7 @@ async def _measure(
     spec = context.official(storage) if venv is not None else context.ours(storage)
     server = servers.start(spec, context.log_path(f"scale-{engine}-{size}"), label=f"{engine}@{size}")
     log(f"scale: {engine} with {size} points ...")
-    try:
+    with recording_failure(server, measured):
         # local mode reads every point into memory before it answers: minutes at 100 000 on a busy machine
         limit = max(context.options.ready_timeout, READY_LIMIT_S)
         startup = await wait_ready(server, limit, first_find=queries[0])
@@ -147,13 +148,7 @@ async def _measure(
         measured["rss_kinds_mib"] = {key: round(value / 1024, 1) for key, value in kinds.items()}
         measured.update(rss_mib=round(rss / 1024, 1), hwm_mib=round(hwm / 1024, 1), sigterm=server.stop(10.0))
         log(f"  {server.name}: startup {startup}, index {measured['index']}, rss {measured['rss_mib']} MiB")
-    except BenchError as exc:
-        measured["fatal"] = str(exc)
-    except Exception as exc:
-        measured["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
-    finally:
-        server.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     if measured.get("fatal"):
         log(f"  {engine}@{size} FAILED: {measured['fatal']}")
     return measured

@@ -14,10 +14,10 @@ from typing import Any
 from .. import procfs, servers
 from .. import workload as w
 from ..context import Context
-from ..driver import LEGACY, call, error_text, wait_ready
-from ..errors import BenchError
+from ..driver import LEGACY, call, wait_ready
 from ..progress import log
 from ..report import at_most, table, target_row, targets_table
+from . import recording_failure
 
 NAME = "worst-call"
 SUMMARY = "peak RSS of one maximal store-many (1000 x 990 chars; 15 x 65 536 chars), and RSS after it settles"
@@ -52,7 +52,7 @@ async def _measure(context: Context, count: int, chars: int) -> dict[str, Any]:
     measured: dict[str, Any] = {"label": label, "entries": count, "chars_each": chars, "chars": count * chars}
     spec = context.ours()
     server = servers.start(spec, context.log_path(f"worst-call-{count}x{chars}"))
-    try:
+    with recording_failure(server, measured):
         measured["startup"] = await wait_ready(server, context.options.ready_timeout)
         measured["startup"].pop("tools", None)
         ready = procfs.status_kib(server.pid, "VmRSS", "VmHWM")
@@ -82,12 +82,6 @@ async def _measure(context: Context, count: int, chars: int) -> dict[str, Any]:
             f"worst-call {label}: {measured['seconds']} s ok={outcome.ok} peak VmHWM {measured['peak_hwm_mib']} MiB, "
             f"tree peak {measured['peak_tree_rss_mib']} MiB, settled {measured['rss_settled_mib']} MiB"
         )
-    except BenchError as exc:
-        measured["fatal"] = str(exc)
-    except Exception as exc:
-        measured["fatal"] = f"{error_text(exc)}\n{server.log_tail()}"
-    finally:
-        server.close()
     return measured
 
 

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 from mcp.client import Client
 
-import support
 from support import REPO, ServerProcess, free_port, spawn_server
 
 DEMO = REPO / "demo"
@@ -186,18 +185,17 @@ def test_sigterm_while_the_server_is_unreachable_exits_0(run_traffic: Any) -> No
     assert "Traceback" not in run.text()
 
 
-def test_a_server_restart_is_survived(tmp_path: Path, run_traffic: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = free_port()
-    monkeypatch.setattr(support, "free_port", lambda: port)  # the restarted server takes the same port
+def test_a_server_restart_is_survived(tmp_path: Path, run_traffic: Any) -> None:
+    port = free_port()  # the restarted server takes the same port
     (tmp_path / "first").mkdir()
-    first = spawn_server(tmp_path / "first")
+    first = spawn_server(tmp_path / "first", port=port)
     run = run_traffic(first.mcp_url, DEMO_COLLECTION="traffic-restart", DEMO_RATE="10", DEMO_MAX_NOTES="3")
     try:
         run.wait_for(r"#8 ")
         assert first.terminate() == 0, first.log()
         lost = run.wait_for(r"traffic: connection lost|FAILED", timeout=30)
         (tmp_path / "second").mkdir()
-        second = spawn_server(tmp_path / "second")
+        second = spawn_server(tmp_path / "second", port=port)
         try:
             # Reconnected: calls work again (the new server is empty; stores recreate the collection).
             run.wait_for(r"#\d+ store .* stored as ", after=lost, timeout=60)

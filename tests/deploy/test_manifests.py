@@ -25,14 +25,10 @@ The first run needs the package index (about 1.5 min); later runs are offline.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +36,9 @@ from typing import Any
 
 import pytest
 import yaml
+from cached_tools import tool_venv
+
+from qdrant_mcp_memory.serve import DRAIN_GRACE_S
 
 pytestmark = pytest.mark.timeout(1200)  # the first run installs the tools
 
@@ -58,7 +57,6 @@ K8S_VERSIONS = ["1.31.0", "1.37.0"]
 SERVER_UID = 10001
 APP = "qdrant-mcp-memory"
 IMAGE_REPO = "qdrant-mcp-memory"
-DRAIN_SECONDS = 8  # the server drains calls in flight for up to 8 s after SIGTERM
 SECRETISH = re.compile(r"KEY|TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL", re.IGNORECASE)
 
 
@@ -76,42 +74,9 @@ class Tools:
         )
 
 
-def _tools_dir() -> Path:
-    # The cache root scripts/bootstrap uses, too.
-    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    cache = Path(os.environ.get("QDRANT_MCP_CACHE") or xdg / "qdrant-mcp-stack")
-    # Keyed by the requirements themselves: editing a comment does not rebuild the venv.
-    specs = sorted(filter(None, (line.split("#", 1)[0].strip() for line in REQUIREMENTS.read_text().splitlines())))
-    digest = hashlib.sha256("\n".join(specs).encode()).hexdigest()[:16]
-    return cache / "deploy-tools" / f"{digest}-py{sys.version_info[0]}.{sys.version_info[1]}"
-
-
-def _install(venv: Path) -> None:
-    shutil.rmtree(venv, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q",
-         "-r", str(REQUIREMENTS)],
-    ]  # fmt: skip
-    for step in steps:
-        proc = subprocess.run(step, capture_output=True, text=True, timeout=1100, check=False)
-        if proc.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            pytest.fail(f"installing the deploy tools failed: {' '.join(step)}\n{proc.stdout}{proc.stderr}")
-
-
 @pytest.fixture(scope="session")
 def tools() -> Tools:
-    venv = _tools_dir()
-    done = venv / ".installed"
-    if not done.exists():
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        with open(venv.parent / f"{venv.name}.lock", "w") as lock:  # parallel sessions build once
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not done.exists():
-                _install(venv)
-                done.write_text(REQUIREMENTS.read_text())
-    return Tools(venv / "bin")
+    return Tools(tool_venv(REQUIREMENTS, "deploy-tools", timeout=1100))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +457,7 @@ def test_shutdown_fits_in_the_grace_period(r: Rendered) -> None:
     (c,) = r.pod["containers"]
     pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pre_stop >= 3, "endpoints need a few seconds to drop the pod before it stops accepting"
-    assert r.pod["terminationGracePeriodSeconds"] >= pre_stop + DRAIN_SECONDS + 2
+    assert r.pod["terminationGracePeriodSeconds"] >= pre_stop + DRAIN_GRACE_S + 2
 
 
 def test_no_secret_travels_in_the_environment(r: Rendered) -> None:

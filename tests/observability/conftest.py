@@ -41,13 +41,6 @@ from obs_support import (
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.observability)
-
-
 @pytest.fixture(scope="session")
 def compose() -> dict:
     return compose_layers()

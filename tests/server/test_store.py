@@ -180,6 +180,16 @@ async def test_a_mismatched_collection_is_refused_before_any_embedding(
     assert recording.texts == 1
 
 
+async def test_creating_an_existing_collection_keeps_it_as_it_is(store: QdrantStore, unique: Unique) -> None:
+    """Another writer may create a collection first (or a lost answer makes a create run twice)."""
+    name = unique("twice")
+    await store.backend.create_collection(name, NewCollection(DenseVector(VECTOR, 384), "bm25"))
+    await store.store(name, [Entry("kept through a second create")])
+    await store.backend.create_collection(name, NewCollection(DenseVector(VECTOR, 384)))
+    schema = await store.backend.describe(name)
+    assert schema is not None and schema.sparse == ("bm25",) and schema.points_count == 1
+
+
 async def test_payload_indexes_are_ensured_on_existing_collections(
     open_store: StoreFactory, engine: str, unique: Unique
 ) -> None:

@@ -27,12 +27,6 @@ import pytest
 from stack_support import CACHE_DIR, HERE, METRICS, PLANTED_BUILD_SECRET, REPO, RESULTS_DIR, RUN_ID, record, run
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.stack)
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not METRICS:
         return

@@ -76,3 +76,9 @@ def inspector(cli: list[str], url: str, *args: str, token: str | None = None, ti
     except ValueError:
         body = proc.stdout + proc.stderr
     return proc.returncode, body
+
+
+def call_tool(cli: list[str], url: str, tool: str, *arguments: str, token: str | None = None):
+    """tools/call through the Inspector CLI, each argument as `key=value`."""
+    flags = [flag for argument in arguments for flag in ("--tool-arg", argument)]
+    return inspector(cli, url, "--method", "tools/call", "--tool-name", tool, *flags, token=token)

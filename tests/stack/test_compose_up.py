@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_support import HERE, RUN_ID, inspector, record, run
+from stack_support import HERE, RUN_ID, call_tool, inspector, record, run
 
 from support import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200)]
 
 UP_TIMEOUT_S = 180
+# `up` as the suite runs it: healthy or fail, the image the suite built, nothing pulled.
+UP = ("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never")
 
 
 class Project:
@@ -26,6 +28,9 @@ class Project:
     def compose(self, *args: str, timeout: float = 300, check: bool = True):
         cmd = ["docker", "compose", "-f", "compose.yaml", "-f", str(HERE / "compose.test.yaml"), "-p", self.name, *args]
         return run(cmd, env=self.env, timeout=timeout, check=check)
+
+    def up(self, service: str = "mcp-server"):
+        return self.compose(*UP, service, timeout=UP_TIMEOUT_S + 60)
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +55,7 @@ def project(server_image: str, secrets_dir: Path) -> Iterator[Project]:
 
 def test_up_wait_healthy(project: Project) -> None:
     start = time.monotonic()
-    project.compose(
-        "up",
-        "-d",
-        "--wait",
-        "--wait-timeout",
-        str(UP_TIMEOUT_S),
-        "--no-build",
-        "--pull",
-        "never",
-        "mcp-server",
-        timeout=UP_TIMEOUT_S + 60,
-    )
+    project.up()
     took = round(time.monotonic() - start, 1)
     record("compose_up_to_healthy_s", took)
     ps = project.compose("ps", "--format", "{{.Service}} {{.Health}}").stdout.split("\n")
@@ -69,16 +63,8 @@ def test_up_wait_healthy(project: Project) -> None:
 
 
 def test_tool_call_through_published_port(project: Project, inspector_cli: list[str], auth_token: str) -> None:
-    code, body = inspector(
-        inspector_cli,
-        project.url,
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "qdrant-store",
-        "--tool-arg",
-        "information=stored through compose",
-        token=auth_token,
+    code, body = call_tool(
+        inspector_cli, project.url, "qdrant-store", "information=stored through compose", token=auth_token
     )
     assert code == 0, body
     code, body = inspector(
@@ -122,23 +108,14 @@ def test_readonly_demo_serves_the_seeded_collection(
     base = ["docker", "compose", *(arg for f in files for arg in ("-f", str(f))), "-p", name]
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        up = [*base, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--no-build", "--pull", "never"]
-        run([*up, "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 120)
+        run([*base, *UP, "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 120)
         seeded = run([*base, "logs", "--no-color", "demo-seed"], env=env).stdout
         assert "demo: done" in seeded, seeded
         code, body = inspector(inspector_cli, url, "--method", "tools/list", token=auth_token)
         assert code == 0, body
         assert "qdrant-find" in str(body) and "qdrant-store" not in str(body) and "qdrant-delete" not in str(body)
-        code, body = inspector(
-            inspector_cli,
-            url,
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "qdrant-find",
-            "--tool-arg",
-            "query=which database stores vectors?",
-            token=auth_token,
+        code, body = call_tool(
+            inspector_cli, url, "qdrant-find", "query=which database stores vectors?", token=auth_token
         )
         assert code == 0 and "Qdrant is a vector database" in str(body), body
         code, body = inspector(inspector_cli, url, "--method", "tools/list", token="")
@@ -150,29 +127,8 @@ def test_readonly_demo_serves_the_seeded_collection(
 def test_restart_keeps_data(project: Project, inspector_cli: list[str], auth_token: str) -> None:
     """The embedded store lives in the mcp-data volume: it survives a container restart."""
     project.compose("restart", "mcp-server", timeout=120)
-    project.compose(
-        "up",
-        "-d",
-        "--wait",
-        "--wait-timeout",
-        str(UP_TIMEOUT_S),
-        "--no-build",
-        "--pull",
-        "never",
-        "mcp-server",
-        timeout=UP_TIMEOUT_S + 60,
-    )
-    code, body = inspector(
-        inspector_cli,
-        project.url,
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "qdrant-find",
-        "--tool-arg",
-        "query=stored through compose",
-        token=auth_token,
-    )
+    project.up()
+    code, body = call_tool(inspector_cli, project.url, "qdrant-find", "query=stored through compose", token=auth_token)
     assert code == 0, body
     assert "stored through compose" in str(body), body
 
@@ -198,22 +154,7 @@ def test_dev_override_runs_working_tree(server_image: str, secrets_dir: Path) ->
         name,
     ]
     try:
-        run(
-            [
-                *base,
-                "up",
-                "-d",
-                "--wait",
-                "--wait-timeout",
-                str(UP_TIMEOUT_S),
-                "--no-build",
-                "--pull",
-                "never",
-                "mcp-server",
-            ],
-            env=env,
-            timeout=UP_TIMEOUT_S + 60,
-        )
+        run([*base, *UP, "mcp-server"], env=env, timeout=UP_TIMEOUT_S + 60)
         out = run(
             [
                 *base,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from stack_support import PLANTED_BUILD_SECRET, RESULTS_DIR, RUN_ID, inspector, record, run
+from stack_support import PLANTED_BUILD_SECRET, RESULTS_DIR, RUN_ID, call_tool, inspector, record, run
 
 from support import REPO, free_port
 
@@ -246,29 +246,11 @@ def test_inspector_lists_and_calls_tools(container: Container, inspector_cli: li
     names = {t["name"] for t in body["result"]["tools"]} if "result" in body else {t["name"] for t in body["tools"]}
     assert {"qdrant-store", "qdrant-find"} <= names, names
 
-    code, body = inspector(
-        inspector_cli,
-        container.url,
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "qdrant-store",
-        "--tool-arg",
-        "information=the stack suite was here",
-        token=container.token,
+    code, body = call_tool(
+        inspector_cli, container.url, "qdrant-store", "information=the stack suite was here", token=container.token
     )
     assert code == 0, body
-    code, body = inspector(
-        inspector_cli,
-        container.url,
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "qdrant-find",
-        "--tool-arg",
-        "query=who was here?",
-        token=container.token,
-    )
+    code, body = call_tool(inspector_cli, container.url, "qdrant-find", "query=who was here?", token=container.token)
     assert code == 0, body
     assert "stack suite" in json.dumps(body), body
 

@@ -116,18 +116,19 @@ async def test_under_load_calls_in_flight_finish_new_ones_are_refused_and_nothin
     refused: list[str] = []
 
     async def writer(worker: int) -> None:
-        async with Client(server.mcp_url, mode="legacy") as client:
-            for i in range(10_000):
-                text = f"worker {worker} note {i}: " + "some words to embed " * 8
-                try:
+        # The server goes away under these clients: a call fails (not acknowledged), and closing the session
+        # afterwards can fail too (its DELETE finds nobody listening). Neither is the server's business.
+        try:
+            async with Client(server.mcp_url, mode="legacy") as client:
+                for i in range(10_000):
+                    text = f"worker {worker} note {i}: " + "some words to embed " * 8
                     result = await client.call_tool("qdrant-store", {"information": text, "collection_name": "load"})
-                except Exception as exc:  # the server went away under this client: not acknowledged
-                    refused.append(type(exc).__name__)
-                    return
-                if result.is_error:
-                    refused.append(result.content[0].text)
-                    return
-                acknowledged[result.structured_content["id"]] = text
+                    if result.is_error:
+                        refused.append(result.content[0].text)
+                        return
+                    acknowledged[result.structured_content["id"]] = text
+        except Exception as exc:
+            refused.append(type(exc).__name__)
 
     async with anyio.create_task_group() as tasks:
         for worker in range(8):

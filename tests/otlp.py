@@ -30,6 +30,33 @@ class Receiver(ThreadingHTTPServer):
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def spans(self) -> list[Any]:
+        return [
+            span
+            for request in self.received["/v1/traces"]
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        ]
+
+    def metrics(self) -> list[Any]:
+        return [
+            metric
+            for request in self.received["/v1/metrics"]
+            for rm in request.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+        ]
+
+    def log_records(self) -> list[Any]:
+        return [
+            record
+            for request in self.received["/v1/logs"]
+            for rl in request.resource_logs
+            for sl in rl.scope_logs
+            for record in sl.log_records
+        ]
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: Receiver

@@ -46,13 +46,7 @@ async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, 
             await client.call_tool("qdrant-find", {"query": "export", "collection_name": "otlp"})
     finally:
         assert server.terminate() == 0  # shutdown flushes what is buffered
-    spans = [
-        span
-        for request in receiver.received["/v1/traces"]
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
-    ]
+    spans = receiver.spans()
     resource = attributes(receiver.received["/v1/traces"][0].resource_spans[0].resource.attributes)
     assert resource["service.name"] == "qdrant-mcp-test" and resource["deployment.environment.name"] == "ci"
     assert resource["service.version"] and resource["service.instance.id"]
@@ -69,13 +63,7 @@ async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, 
     query = next(s for s in spans if s.name == "query_points otlp")
     assert query.parent_span_id == find.span_id and query.trace_id == find.trace_id
 
-    metric_names = {
-        metric.name
-        for request in receiver.received["/v1/metrics"]
-        for rm in request.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-    }
+    metric_names = {metric.name for metric in receiver.metrics()}
     assert {
         "mcp.server.operation.duration",
         "qdrant_mcp.embedding.duration",
@@ -87,13 +75,7 @@ async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, 
         "process.cpu.time",
     } <= metric_names
 
-    records = [
-        record
-        for request in receiver.received["/v1/logs"]
-        for rl in request.resource_logs
-        for sl in rl.scope_logs
-        for record in sl.log_records
-    ]
+    records = receiver.log_records()
     calls = [r for r in records if r.body.string_value == "tool call"]
     assert calls and all(len(r.trace_id) == 16 and len(r.span_id) == 8 for r in calls)
     assert {attributes(r.attributes)["tool"] for r in calls} == {"qdrant-store", "qdrant-find"}

@@ -16,7 +16,9 @@ event loop) and stays short. Building the HNSW index (`optimize`) takes seconds 
 and would freeze the process; it runs instead in a child process on a copy of the shard,
 while searches and writes go on against the live one. Writes made meanwhile are replayed
 onto the optimized copy, which then replaces the live shard in one step (loading an
-optimized shard maps its files: a fraction of a second even at 100 000 points).
+optimized shard maps its files: a fraction of a second even at 100 000 points). How a
+collection's folder and its generations change safely is `generations.py`; this module is
+the engine adapter and decides when a build runs.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ import logging
 import os
 import re
 import shutil
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
@@ -54,9 +55,10 @@ from . import (
     Search,
     SparseVector,
     dense_of,
-    optimize,
+    generations,
     point_id_of,
 )
+from .generations import LiveCollection
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -111,28 +113,11 @@ class EmbeddedConfig:
     temporary: bool = False
 
 
-@dataclass(eq=False)
-class _Collection:
-    name: str
-    folder: Path
-    generation: int
-    shard: qe.EdgeShard
-    write_lock: anyio.Lock = field(default_factory=anyio.Lock)
-    writes: int = 0  # a counter: maintenance waits until it stops moving
-    maintaining: bool = False
-    # While an index is built on a copy, the writes to replay onto it afterwards.
-    replay: list[qe.UpdateOperation] | None = None
-
-    @property
-    def shard_path(self) -> Path:
-        return self.folder / f"gen-{self.generation}"
-
-
 class EdgeBackend:
     def __init__(self, config: EmbeddedConfig) -> None:
         self.config = config
         self.root = config.path
-        self._collections: dict[str, _Collection] = {}
+        self._collections: dict[str, LiveCollection] = {}
         self._lock_file: int | None = None
         self._tasks: TaskGroup | None = None
         # One engine thread: the engine holds the GIL, so more threads would only queue on it.
@@ -181,14 +166,14 @@ class EdgeBackend:
         self._lock()
         marker = self.root / MARKER
         if kind in ("missing", "empty"):
-            _write_json(marker, {"format": FORMAT, "version": FORMAT_VERSION})
+            generations.write_json(marker, {"format": FORMAT, "version": FORMAT_VERSION})
         else:
             found = json.loads(marker.read_text())
             if found.get("format") != FORMAT or found.get("version") != FORMAT_VERSION:
                 raise ServiceError(f"{marker} describes {found}, which this release cannot open")
         (self.root / "collections").mkdir(exist_ok=True)
         for folder in sorted((self.root / "collections").iterdir()):
-            collection = self._load_collection(folder)
+            collection = generations.load(folder)
             if collection is not None:
                 self._collections[collection.name] = collection
 
@@ -203,20 +188,6 @@ class EdgeBackend:
                 "QDRANT_LOCAL_PATH"
             ) from None
         self._lock_file = descriptor
-
-    def _load_collection(self, folder: Path) -> _Collection | None:
-        import qdrant_edge as qe
-
-        meta_path = folder / "collection.json"
-        if not meta_path.is_file():
-            return None
-        meta = json.loads(meta_path.read_text())
-        generation = int(meta["generation"])
-        for stale in folder.iterdir():  # builds that did not finish, and generations already replaced
-            if stale.is_dir() and stale.name != f"gen-{generation}":
-                shutil.rmtree(stale, ignore_errors=True)
-        shard = qe.EdgeShard.load(str(folder / f"gen-{generation}"))
-        return _Collection(meta["name"], folder, generation, shard)
 
     def _close_all(self) -> None:
         for collection in self._collections.values():
@@ -340,15 +311,7 @@ class EdgeBackend:
                 else None,
             )
 
-            def create() -> _Collection:
-                if folder.exists():  # a creation that did not finish
-                    shutil.rmtree(folder)
-                folder.mkdir(parents=True)
-                shard = qe.EdgeShard.create(str(folder / "gen-1"), config)
-                _write_json(folder / "collection.json", {"name": collection, "generation": 1})
-                return _Collection(collection, folder, 1, shard)
-
-            self._collections[collection] = await self._run(create)
+            self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
         import qdrant_edge as qe
@@ -396,12 +359,12 @@ class EdgeBackend:
 
     # -- maintenance after writes: flush, and index builds in a child process -------------------
 
-    def _maintain(self, collection: _Collection) -> None:
+    def _maintain(self, collection: LiveCollection) -> None:
         if self._tasks is not None and not collection.maintaining:
             collection.maintaining = True
             self._tasks.start_soon(self._maintain_when_quiet, collection)
 
-    async def _maintain_when_quiet(self, collection: _Collection) -> None:
+    async def _maintain_when_quiet(self, collection: LiveCollection) -> None:
         try:
             flushed_at = -1
             while collection.writes != flushed_at:  # writes during a build call for another round
@@ -410,72 +373,26 @@ class EdgeBackend:
                     await anyio.sleep(QUIET_S)
                     if collection.writes == seen:
                         break
-                async with collection.write_lock:
-                    await self._run(collection.shard.flush)
+                await self._flush(collection)
                 flushed_at = collection.writes
-                info = await self._run(collection.shard.info)
-                if info.points_count - info.indexed_vectors_count >= OPTIMIZE_AT_UNINDEXED:
-                    await self._optimize(collection)
+                await self._build_if_due(collection)
         except ServiceError as exc:
             log.warning("collection maintenance skipped", extra={"collection": collection.name, "error": str(exc)})
         finally:
             collection.maintaining = False
 
-    async def _optimize(self, collection: _Collection) -> None:
-        building = collection.folder / f"gen-{collection.generation + 1}.building"
+    async def _flush(self, collection: LiveCollection) -> None:
         async with collection.write_lock:
             await self._run(collection.shard.flush)
-            await anyio.to_thread.run_sync(_copy_shard, collection.shard_path, building)
-            collection.replay = []
-        started = anyio.current_time()
-        try:
-            result = await anyio.run_process(
-                [sys.executable, "-m", "qdrant_mcp_memory.backends.optimize", str(building)], check=False
-            )
-            if result.returncode == optimize.NOTHING_TO_DO:
-                return
-            if result.returncode != 0:
-                detail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                log.warning("index build failed", extra={"collection": collection.name, "error": detail[0]})
-                return
-            await self._swap(collection, building)
-            log.info(
-                "index built",
-                extra={"collection": collection.name, "seconds": round(anyio.current_time() - started, 1)},
-            )
-        finally:
-            collection.replay = None
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(lambda: shutil.rmtree(building, ignore_errors=True))
 
-    async def _swap(self, collection: _Collection, building: Path) -> None:
-        import qdrant_edge as qe
-
-        async with collection.write_lock:
-            replay = collection.replay or []
-            target = collection.folder / f"gen-{collection.generation + 1}"
-
-            def load() -> qe.EdgeShard:
-                building.rename(target)
-                shard = qe.EdgeShard.load(str(target))
-                for operation in replay:
-                    shard.update(operation)
-                return shard
-
-            shard = await self._run(load)
-            old, old_path = collection.shard, collection.shard_path
-            collection.shard, collection.generation = shard, collection.generation + 1
-            await self._run(
-                _write_json,
-                collection.folder / "collection.json",
-                {"name": collection.name, "generation": collection.generation},
-            )
-            await self._run(old.close)
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(old_path, ignore_errors=True))
+    async def _build_if_due(self, collection: LiveCollection) -> None:
+        info = await self._run(collection.shard.info)
+        if info.points_count - info.indexed_vectors_count >= OPTIMIZE_AT_UNINDEXED:
+            await generations.rebuild_index(collection, self._run)
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _get(self, collection: str) -> _Collection:
+    def _get(self, collection: str) -> LiveCollection:
         if self._tasks is None:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
         found = self._collections.get(collection)
@@ -491,21 +408,6 @@ class EdgeBackend:
             raise
         except Exception as exc:
             raise QdrantRejected(f"the embedded engine refused the request: {_first_line(exc)}") from exc
-
-
-def _copy_shard(source: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False))
-    with open(tmp, "rb") as written:
-        os.fsync(written.fileno())
-    tmp.replace(path)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ store's path or the Qdrant URL.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -56,6 +57,7 @@ def register_health(mcp: MCPServer, application: Application) -> None:
             return answer("unavailable", 503, reason=str(exc))
         except TimeoutError:
             return answer("unavailable", 503, reason="Qdrant did not answer in time")
+        conditions = application.backend.conditions()
         return answer(
             "ready",
             200,
@@ -66,4 +68,6 @@ def register_health(mcp: MCPServer, application: Application) -> None:
             qdrant=application.backend.description,
             search="hybrid" if application.settings.hybrid_search else "dense",
             **({"storage": "qdrant-client local mode: migrate it"} if application.legacy_local_mode else {}),
+            # Still ready (the rest is served), but something needs attention.
+            **({"conditions": [asdict(c) for c in conditions]} if conditions else {}),
         )

@@ -101,6 +101,16 @@ class Search:
 
 
 @dataclass(frozen=True)
+class StorageCondition:
+    """A problem the engine works around while it keeps serving (a collection that failed to
+    load, a failed index build, low disk space), for /readyz and the logs."""
+
+    kind: str  # a stable name, e.g. "collection-unloadable"
+    detail: str  # one line: what is wrong and what to do
+    collection: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     points: list[Point]
     next_offset: PointId | None
@@ -120,6 +130,10 @@ class Backend(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+    def conditions(self) -> list[StorageCondition]:
+        """Problems the engine is working around now; empty when all is well."""
+        ...
 
     async def list_collections(self) -> list[str]: ...
 

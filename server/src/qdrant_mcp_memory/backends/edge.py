@@ -54,6 +54,7 @@ from . import (
     ScoredPoint,
     Search,
     SparseVector,
+    StorageCondition,
     dense_of,
     generations,
     point_id_of,
@@ -208,6 +209,9 @@ class EdgeBackend:
     async def ping(self) -> None:
         if self._tasks is None:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
+
+    def conditions(self) -> list[StorageCondition]:
+        return []
 
     async def list_collections(self) -> list[str]:
         await self.ping()

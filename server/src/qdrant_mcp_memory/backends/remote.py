@@ -33,6 +33,7 @@ from . import (
     ScoredPoint,
     Search,
     SparseVector,
+    StorageCondition,
     dense_of,
     point_id_of,
 )
@@ -110,6 +111,9 @@ class RemoteBackend:
 
     async def ping(self) -> None:
         await self._call("ping", None, self.client.get_collections)
+
+    def conditions(self) -> list[StorageCondition]:
+        return []  # a Qdrant server reports its own problems
 
     async def list_collections(self) -> list[str]:
         response = await self._call("get_collections", None, self.client.get_collections)

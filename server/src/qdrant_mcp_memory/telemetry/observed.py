@@ -17,7 +17,18 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ..backends import Backend, CollectionSchema, FieldType, NewCollection, Page, Point, PointId, ScoredPoint, Search
+from ..backends import (
+    Backend,
+    CollectionSchema,
+    FieldType,
+    NewCollection,
+    Page,
+    Point,
+    PointId,
+    ScoredPoint,
+    Search,
+    StorageCondition,
+)
 from ..embeddings import Embedder, EmbeddingModel, Kind
 from ..errors import ServerBusy
 from ..filters import Filter
@@ -125,6 +136,9 @@ class ObservedBackend:
     async def ping(self) -> None:
         with self._operation("get_collections", None):
             await self.backend.ping()
+
+    def conditions(self) -> list[StorageCondition]:
+        return self.backend.conditions()
 
     async def list_collections(self) -> list[str]:
         with self._operation("get_collections", None) as operation:

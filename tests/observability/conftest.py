@@ -3,7 +3,8 @@
 Static checks (collector/Prometheus/Tempo/Loki/Grafana files, dashboards against compose.yaml)
 need nothing but the repo. The live checks need:
 
-* Debian's Prometheus 2.42 (`prometheus`, `promtool` on PATH): run `scripts/prometheus`.
+* Prometheus 3 (`prometheus`, `promtool` on PATH): `eval "$(scripts/prometheus)"` (Debian
+  testing's packages, unpacked into the cache folder).
 * The offline embedding model: `FASTEMBED_CACHE_PATH` pointing at a fastembed cache
   (CI builds it before pytest; see the README). The root conftest's `offline_model` checks it.
 

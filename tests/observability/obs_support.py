@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import subprocess
 import time
@@ -34,9 +35,14 @@ def load_yaml(path: Path) -> dict:
 
 
 def require_binary(name: str) -> str:
+    """Path of `prometheus` or `promtool`, which must be 3.x (the stack pins Prometheus 3)."""
     path = shutil.which(name)
     if not path:
-        pytest.fail(f"`{name}` not on PATH: run scripts/prometheus (installs Debian's prometheus package)")
+        pytest.fail(f'`{name}` not on PATH: eval "$(scripts/prometheus)"')
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    major = re.search(r"version (\d+)\.", version.stdout + version.stderr)
+    if not major or int(major.group(1)) < 3:
+        pytest.fail(f'{path} is not Prometheus 3 ({version.stdout.strip()!r}): eval "$(scripts/prometheus)"')
     return path
 
 

@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-from obs_support import OTEL, REPO, load_yaml
+from obs_support import GRAFANA, OTEL, REPO, load_yaml
 
 CONFIG = OTEL / "collector" / "config.yaml"
 SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
@@ -287,6 +287,32 @@ def test_compose_mounts_our_files(compose):
     got = _mounts(svc["grafana"], compose)
     assert got.get("/etc/grafana/provisioning") == "grafana/provisioning", got
     assert got.get("/var/lib/grafana/dashboards") == "grafana/dashboards", got
+
+
+def _container_path(host_file: str, compose: dict) -> str | None:
+    """Where compose mounts a repository file (itself or a folder holding it), if anywhere."""
+    for service in compose["services"].values():
+        for target, source in _mounts(service, compose).items():
+            if host_file == source or host_file.startswith(source + "/"):
+                return target + host_file[len(source) :]
+    return None
+
+
+def test_header_comments_name_the_path_compose_mounts_them_at(compose):
+    """Where a config file's header says the file is mounted, compose mounts it there."""
+    claims = {}
+    for path in sorted([*OTEL.rglob("*.yaml"), *(GRAFANA / "provisioning").rglob("*.yaml")]):
+        header = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line.lstrip("# "))
+        for stated in re.findall(r"mounted at\s+(/[\w./-]*\.ya?ml)\b", " ".join(header), re.IGNORECASE):
+            claims[str(path.relative_to(REPO))] = stated
+    assert len(claims) >= 3, claims  # the collector's, Prometheus' and Loki's headers say it
+    wrong = {f: (stated, _container_path(f, compose)) for f, stated in claims.items()}
+    wrong = {f: pair for f, pair in wrong.items() if pair[0] != pair[1]}
+    assert not wrong, f"header says / compose mounts: {wrong}"
 
 
 def test_compose_collector_has_only_the_read_only_qdrant_key(compose):

@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-from obs_support import GRAFANA, OTEL, REPO, load_yaml
+from obs_support import GRAFANA, OTEL, REPO, compose_default, load_yaml
 
 CONFIG = OTEL / "collector" / "config.yaml"
 SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
@@ -237,11 +237,6 @@ def _mounts(service: dict, compose: dict) -> dict[str, str]:
     return {k: str((REPO / v).resolve().relative_to(REPO)) if v.startswith(".") else v for k, v in out.items()}
 
 
-def _interpolate_defaults(value: str) -> str:
-    """Compose interpolation with an empty environment: ${X:-d} / ${X-d} -> d, ${X} -> ''."""
-    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
-
-
 def _secret_names(service: dict) -> set[str]:
     return {s if isinstance(s, str) else s.get("target", s["source"]) for s in service.get("secrets", []) or []}
 
@@ -343,7 +338,7 @@ def test_mcp_server_sends_otlp_to_the_collector(compose):
     env = compose["services"]["mcp-server"].get("environment", {}) or {}
     if isinstance(env, list):
         env = dict(e.split("=", 1) for e in env if "=" in e)
-    env = {k: _interpolate_defaults(str(v)) for k, v in env.items()}
+    env = {k: compose_default(str(v)) for k, v in env.items()}
     endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     assert urlparse(endpoint).hostname == "otel-collector", f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r}"
     assert urlparse(endpoint).port in (4317, 4318)

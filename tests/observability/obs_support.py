@@ -546,6 +546,142 @@ QDRANT_METRICS = {
 }
 
 
+# ----------------------------------------------------------------------------- Qdrant's traffic
+
+
+@dataclasses.dataclass(frozen=True)
+class QdrantCall:
+    api: str  # "rest" or "grpc"
+    endpoint: str  # as Qdrant labels it: REST "METHOD /route/{pattern}", gRPC "/package.Service/Method"
+    status: int  # HTTP status, or gRPC status code
+
+
+# The calls tests/stack/test_upstream_stack.py makes the real Qdrant v1.19.0 serve (its traffic
+# fixture checks each status it gets against this). Qdrant's /metrics report responses per
+# (endpoint, status) it has served, for whitelisted endpoints only, with timings for REST only at
+# status 200 (src/common/metrics.rs: REST_ENDPOINT_WHITELIST, GRPC_ENDPOINT_WHITELIST,
+# REST_TIMINGS_FOR_STATUS, WebApiTelemetry/GrpcTelemetry::add_metrics). The telemetry middleware
+# wraps the API-key check (src/actix/mod.rs, src/tonic/mod.rs), so refused calls are counted.
+UPSTREAM_QDRANT_CALLS = {
+    "qdrant-store": QdrantCall("rest", "PUT /collections/{collection_name}/points", 200),  # the server's upsert
+    "qdrant-find": QdrantCall("rest", "POST /collections/{collection_name}/points/query", 200),
+    "gRPC count": QdrantCall("grpc", "/qdrant.Points/Count", 0),
+    # Deliberate failures, for the dashboard's failure panels:
+    "REST count without a key": QdrantCall("rest", "POST /collections/{collection_name}/points/count", 401),
+    "gRPC count without a key": QdrantCall("grpc", "/qdrant.Points/Count", 16),  # UNAUTHENTICATED
+}
+
+# From src/common/metrics.rs at v1.19.0: the endpoints whose responses /metrics reports.
+QDRANT_REST_WHITELIST = {
+    f"/collections/{{collection_name}}/{path}"
+    for path in (
+        "index",
+        "points",
+        "points/batch",
+        "points/count",
+        "points/delete",
+        "points/discover",
+        "points/discover/batch",
+        "points/facet",
+        "points/payload",
+        "points/payload/clear",
+        "points/payload/delete",
+        "points/query",
+        "points/query/batch",
+        "points/query/groups",
+        "points/recommend",
+        "points/recommend/batch",
+        "points/recommend/groups",
+        "points/scroll",
+        "points/search",
+        "points/search/batch",
+        "points/search/groups",
+        "points/search/matrix/offsets",
+        "points/search/matrix/pairs",
+        "points/vectors",
+        "points/vectors/delete",
+        "vectors/{vector_name}",
+    )
+}
+QDRANT_GRPC_WHITELIST = {
+    f"/qdrant.Points/{method}"
+    for method in (
+        "ClearPayload",
+        "Count",
+        "CreateVectorName",
+        "Delete",
+        "DeletePayload",
+        "DeleteVectorName",
+        "Discover",
+        "DiscoverBatch",
+        "Facet",
+        "Get",
+        "OverwritePayload",
+        "Query",
+        "QueryBatch",
+        "QueryGroups",
+        "Recommend",
+        "RecommendBatch",
+        "RecommendGroups",
+        "Scroll",
+        "Search",
+        "SearchBatch",
+        "SearchGroups",
+        "SetPayload",
+        "UpdateBatch",
+        "UpdateVectors",
+        "Upsert",
+    )
+}
+
+# Qdrant series that do not depend on the calls: always there (app, memory, process), or once
+# the job's collection exists (qdrant-store creates it).
+QDRANT_STATE_METRICS = {
+    "app_info",
+    "collections_total",
+    "collections_vector_total",
+    "collection_points",
+    "collection_vectors",
+    "collection_running_optimizations",
+    "collection_update_queue_length",
+    "memory_active_bytes",
+    "memory_allocated_bytes",
+    "memory_resident_bytes",
+    "memory_retained_bytes",
+    "process_threads",
+    "process_open_fds",
+    "process_open_mmaps",
+}
+
+
+def qdrant_response_samples(calls) -> dict[tuple[str, frozenset], float]:
+    """The rest_responses_* / grpc_responses_* series Qdrant v1.19.0 reports after `calls`
+    (OperationDurationMetricsBuilder: a total per endpoint and status; avg/min/max and the
+    duration histogram only with timings), the durations 1 ms."""
+    out: dict[tuple[str, frozenset], float] = {}
+    for call in calls:
+        if call.api == "rest":
+            method, route = call.endpoint.split(" ", 1)
+            if route not in QDRANT_REST_WHITELIST:
+                continue
+            labels, timings = {"method": method, "endpoint": route, "status": str(call.status)}, call.status == 200
+        else:
+            if call.endpoint not in QDRANT_GRPC_WHITELIST:
+                continue
+            labels, timings = {"endpoint": call.endpoint, "status": str(call.status)}, True
+        prefix, key = f"{call.api}_responses", frozenset(labels.items())
+        out[(f"{prefix}_total", key)] = out.get((f"{prefix}_total", key), 0.0) + 1
+        if timings:
+            for stat in ("avg", "min", "max"):
+                out[(f"{prefix}_{stat}_duration_seconds", key)] = 0.001
+            for le in ("0.001", "+Inf"):
+                bucket = (f"{prefix}_duration_seconds_bucket", frozenset({**labels, "le": le}.items()))
+                out[bucket] = out.get(bucket, 0.0) + 1
+            out[(f"{prefix}_duration_seconds_count", key)] = out[(f"{prefix}_total", key)]
+            out[(f"{prefix}_duration_seconds_sum", key)] = out[(f"{prefix}_total", key)] * 0.001
+    return out
+
+
 # ----------------------------------------------------------------------------- dashboards
 
 DASHBOARD_DIR = GRAFANA / "dashboards"

@@ -3,8 +3,10 @@ names from the contracts, and (MCP server dashboard) every query returns real da
 Prometheus that scraped the real server after real tool calls.
 
 Qdrant dashboard: no Qdrant server runs in this suite (the MCP server uses in-memory Qdrant,
-which has no /metrics), so its panels are only checked to parse and to use metric names from
-Qdrant's documented /metrics set. They get data in the compose stack.
+which has no /metrics), so its panels are checked to parse, to use metric names from Qdrant's
+documented /metrics set, and to get data from the response series the upstream job's own calls
+leave in Qdrant v1.19.0's /metrics (a real Prometheus scrapes them as v1.19.0 reports them). They
+get real data in the compose stack.
 
 MCP server dashboard, Health row: its panels may also use series that this suite cannot
 produce: the collector's own metrics, Prometheus' ALERTS, and the server instruments that exist

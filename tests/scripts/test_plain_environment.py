@@ -22,6 +22,7 @@ from support import REPO, SHARED
 pytestmark = pytest.mark.timeout(600)
 
 
+@pytest.mark.stack  # the real engine: scripts/docker-engine checks it answers
 def test_docker_engine_installs_compose_for_this_user_without_the_system_python(tmp_path: Path) -> None:
     require_docker_engine()
     home = tmp_path / "home"

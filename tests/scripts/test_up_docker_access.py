@@ -21,6 +21,7 @@ from script_support import PLAIN_PATH, User, require_docker_engine, run_bounded,
 from support import REPO
 
 pytestmark = pytest.mark.timeout(300)
+NEEDS_ENGINE = pytest.mark.stack  # the real engine and its socket, like the stack suite
 OLD_COMPOSE = "2.24.5"  # the newest release that refuses compose.demo-readonly.yaml's overrides
 
 
@@ -36,6 +37,7 @@ def created(checkout: Path) -> list[str]:
     return [name for name in (".env", "secrets", ".venv") if (checkout / name).exists()]
 
 
+@NEEDS_ENGINE
 def test_a_user_outside_the_docker_group_is_told_what_to_do(unprivileged_user: User) -> None:
     require_docker_engine()
     checkout = scripts_checkout(unprivileged_user.home / "work", owner=unprivileged_user)
@@ -66,6 +68,7 @@ def test_sudo_is_refused_before_anything_is_created(unprivileged_user: User, tmp
         assert not created(checkout), created(checkout)
 
 
+@NEEDS_ENGINE
 def test_secrets_left_by_root_are_named_with_the_fix(unprivileged_user: User) -> None:
     """An earlier `sudo scripts/up` left root's secrets: a user in the docker group, with this
     machine's Compose plugin, is told how to take them back instead of failing on a permission error."""
@@ -87,6 +90,7 @@ def test_secrets_left_by_root_are_named_with_the_fix(unprivileged_user: User) ->
     assert (secrets / "mcp_auth_token").read_text() == "x" * 64 + "\n"
 
 
+@NEEDS_ENGINE
 def test_an_old_compose_is_named_in_one_line(tmp_path: Path) -> None:
     require_docker_engine()
     requirements = tmp_path / "requirements.txt"

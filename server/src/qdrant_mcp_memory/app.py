@@ -203,5 +203,5 @@ class Application:
             paths = frozenset({settings.path})
         if settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
-        self.requests = RequestTracker(app, paths)
+        self.requests = RequestTracker(app, paths, settings.max_streams_per_client)
         return self.requests

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import httpx
-from reliability_support import LegacyEra
+from reliability_support import LegacyEra, ModernEra
 
 from bench.workload import sized_documents
 from support import ServerProcess
@@ -62,6 +62,15 @@ def streaming_clients(server: ServerProcess, count: int, stack: ExitStack, first
 def newcomer(server: ServerProcess, stack: ExitStack) -> LegacyEra:
     """A client that opens a session (asserting 200) and holds no stream."""
     return LegacyEra(server.mcp_url, stack.enter_context(httpx.Client(timeout=30)))
+
+
+def open_listen_stream(server: ServerProcess, http: httpx.Client, stack: ExitStack) -> httpx.Response:
+    """A 2026-07-28 `subscriptions/listen` POST: the stateless era's held stream (no session)."""
+    era = ModernEra(server.mcp_url, http)
+    params = era.params_text('{"notifications": {"toolsListChanged": true}}')
+    body = f'{{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{params}}}'
+    headers = era.headers("subscriptions/listen")
+    return stack.enter_context(http.stream("POST", server.mcp_url, content=body, headers=headers))
 
 
 def ended(stream: httpx.Response) -> bool:
@@ -114,27 +123,38 @@ def test_a_call_in_flight_protects_its_session_from_eviction(start_server: Start
         assert [era.post("ping", None).status for era in newcomers] == [404, 200, 200, 200]
 
 
+def test_held_streams_do_not_keep_an_idle_session(start_server: Start) -> None:
+    """A client holding its stream but making no call for MCP_SESSION_IDLE_TIMEOUT is ended like any idle one."""
+    server = start_server({"MCP_SESSION_IDLE_TIMEOUT": "1"})
+    with ExitStack() as stack:
+        [client] = streaming_clients(server, 1, stack)
+        assert client.stream is not None and ended(client.stream)
+        assert client.ping() == 404
+        assert server.ready_details()["sessions_open"] == 0
+
+
 def test_one_client_holds_a_bounded_number_of_streams(start_server: Start) -> None:
-    """Streams beyond MCP_MAX_STREAMS_PER_CLIENT from one address get 429 saying why; other addresses are
-    unaffected, calls go on, and a stream closed by its client frees its place."""
+    """Streams of either era beyond MCP_MAX_STREAMS_PER_CLIENT from one address get 429 saying why; other
+    addresses are unaffected, calls go on, and a stream closed by its client frees its place."""
     server = start_server({"MCP_MAX_STREAMS_PER_CLIENT": "3"})
     with ExitStack() as stack:
         http = stack.enter_context(httpx.Client(timeout=30))
-        same_address = [Client(LegacyEra(server.mcp_url, http), http) for _ in range(4)]
-        for client in same_address[:3]:
+        same_address = [Client(LegacyEra(server.mcp_url, http), http) for _ in range(3)]
+        for client in same_address[:2]:
             assert client.open_stream(stack).status_code == 200
-        refused = same_address[3].open_stream(stack)
-        assert refused.status_code == 429
-        refused.read()
-        assert "127.0.0.1 already holds 3 open event streams" in refused.json()["detail"]
-        assert "MCP_MAX_STREAMS_PER_CLIENT" in refused.json()["detail"]
-        assert same_address[3].ping() == 200  # the session itself works without a stream
+        assert open_listen_stream(server, http, stack).status_code == 200
+        for refused in (same_address[2].open_stream(stack), open_listen_stream(server, http, stack)):
+            assert refused.status_code == 429
+            refused.read()
+            assert "127.0.0.1 already holds 3 open event streams" in refused.json()["detail"]
+            assert "MCP_MAX_STREAMS_PER_CLIENT" in refused.json()["detail"]
+        assert same_address[2].ping() == 200  # the session itself works without a stream
         streaming_clients(server, 1, stack)  # another address holds its stream meanwhile
         first = same_address[0].stream
         assert first is not None
         first.close()
         deadline = time.monotonic() + SETTLE_S
-        while (status := same_address[3].open_stream(stack).status_code) == 429 and time.monotonic() < deadline:
+        while (status := same_address[2].open_stream(stack).status_code) == 429 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert status == 200
     assert "Traceback" not in server.log()

@@ -163,7 +163,8 @@ def test_the_demo_talks_to_a_server_of_its_own(engine: None, env_file: Path, sec
     assert services["demo"]["environment"]["DEMO_MCP_URL"] == "http://demo-server:8000/mcp"
     assert services["demo"]["depends_on"] == {"demo-server": {"condition": "service_healthy", "required": True}}
     assert server["environment"]["COLLECTION_NAME"] == "memories"
-    assert demo_server["environment"] == {**server["environment"], "COLLECTION_NAME": "demo-memories"}
+    changed = {"COLLECTION_NAME": "demo-memories", "MCP_ALLOWED_HOSTS": "demo-server:*"}
+    assert demo_server["environment"] == {**server["environment"], **changed}
     assert demo_server["profiles"] == ["demo"] and not demo_server.get("ports") and not demo_server.get("build")
     for key in ("image", "secrets", "group_add", "read_only", "cap_drop", "security_opt", "depends_on"):
         assert demo_server.get(key) == server.get(key), key

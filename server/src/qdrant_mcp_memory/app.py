@@ -83,7 +83,10 @@ def select_storage(settings: Settings) -> Storage:
     path = settings.qdrant_local_path or default_local_path()
     if folder_kind(path) == "local-mode":
         return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)
-    return Storage(EdgeBackend(EmbeddedConfig(path)), None)
+    config = EmbeddedConfig(
+        path, fsync=settings.embedded_fsync, fsync_interval_s=settings.embedded_fsync_interval_ms / 1000
+    )
+    return Storage(EdgeBackend(config), None)
 
 
 class StartGate(ServerMiddleware[Any]):

@@ -149,7 +149,11 @@ class Backend(Protocol):
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None: ...
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
-        """Write points; returns once the engine has them durably (Qdrant's wait=True)."""
+        """Write points; returns once the write is acknowledged, as every write here does. A Qdrant
+        server: applied and in its WAL (Qdrant's wait=True; how it syncs its WAL is its own setting).
+        Embedded (QDRANT_EMBEDDED_FSYNC): `always`, the write's WAL record has been fsynced, so a
+        power cut cannot lose it; `interval`, it is fsynced within the interval after the return.
+        Either way a crash of the process loses nothing returned (the WAL is replayed at start)."""
         ...
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]: ...

@@ -59,6 +59,7 @@ from . import (
     generations,
     point_id_of,
 )
+from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
 from .generations import LiveCollection
 
 if TYPE_CHECKING:
@@ -110,8 +111,11 @@ def collection_folder(name: str) -> str:
 @dataclass(frozen=True)
 class EmbeddedConfig:
     path: Path
-    # `:memory:`: the folder is removed when the server stops.
+    # `:memory:`: the folder is removed when the server stops (and nothing is synced: no write outlives it).
     temporary: bool = False
+    # When a write is acknowledged: once its WAL record is synced, or at once with a sync every interval.
+    fsync: FsyncMode = "always"
+    fsync_interval_s: float = DEFAULT_INTERVAL_S
 
 
 class EdgeBackend:
@@ -124,6 +128,7 @@ class EdgeBackend:
         # One engine thread: the engine holds the GIL, so more threads would only queue on it.
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
+        self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property
     def description(self) -> str:
@@ -149,6 +154,7 @@ class EdgeBackend:
                     tasks.cancel_scope.cancel()  # an index build in progress is abandoned (its copy removed)
         finally:
             self._tasks = None
+            self._log_syncs.clear()  # each synced what waited for it before its task group ended
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._close_all)
 
@@ -353,15 +359,31 @@ class EdgeBackend:
         await self._write(collection, qe.UpdateOperation.delete_points_by_filter(rendered), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
+        """Apply a write, and return once it is acknowledged (durability.py)."""
         found = self._get(collection)
         async with found.write_lock:
             await self._run(found.shard.update, operation)
+            log_sync = self._log_sync(found)
+            ticket = log_sync.written() if log_sync is not None else None
             if found.replay is not None:
                 found.replay.append(operation)
         found.writes += max(count, 1)
         self._maintain(found)
+        if log_sync is not None and ticket is not None:
+            await log_sync.durable(ticket)
 
-    # -- maintenance after writes: flush, and index builds in a child process -------------------
+    def _log_sync(self, collection: LiveCollection) -> WalSync | None:
+        """The collection's WAL syncer (None for a temporary folder, which no write outlives)."""
+        if self.config.temporary or self._tasks is None:
+            return None
+        found = self._log_syncs.get(collection)
+        if found is None:
+            found = self._log_syncs[collection] = WalSync(
+                lambda: collection.shard_path / "wal", self.config.fsync, self.config.fsync_interval_s, self._tasks
+            )
+        return found
+
+    # -- maintenance after writes: flush the segments, and index builds in a child process ------
 
     def _maintain(self, collection: LiveCollection) -> None:
         if self._tasks is not None and not collection.maintaining:

@@ -135,6 +135,7 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                disk_space=self.backend.disk_space,
             )
         )
         self.mcp.middleware.append(StartGate(self))

@@ -56,9 +56,11 @@ from . import (
     SparseVector,
     StorageCondition,
     dense_of,
+    diskspace,
     generations,
     point_id_of,
 )
+from .diskspace import DiskSpace
 from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
 from .generations import LiveCollection
 
@@ -128,6 +130,7 @@ class EdgeBackend:
         # One engine thread: the engine holds the GIL, so more threads would only queue on it.
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
+        self._space = diskspace.Watermark(self.root, lambda: [c.shard_path for c in self._collections.values()])
         self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property
@@ -217,7 +220,18 @@ class EdgeBackend:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
 
     def conditions(self) -> list[StorageCondition]:
+        space = self.disk_space()
+        if space is not None and not space.writable:
+            return [StorageCondition("disk-full", space.refusal())]
         return []
+
+    def disk_space(self) -> DiskSpace | None:
+        if self._tasks is None:
+            return None
+        try:
+            return self._space.read()
+        except OSError:  # the folder went away under the server: /readyz and the writes say so
+            return None
 
     async def list_collections(self) -> list[str]:
         await self.ping()
@@ -321,6 +335,7 @@ class EdgeBackend:
                 else None,
             )
 
+            await self._run(self._space.check)
             self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
@@ -359,10 +374,10 @@ class EdgeBackend:
         await self._write(collection, qe.UpdateOperation.delete_points_by_filter(rendered), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
-        """Apply a write, and return once it is acknowledged (durability.py)."""
+        """Apply a write when the disk has room for it, and return once it is acknowledged (durability.py)."""
         found = self._get(collection)
         async with found.write_lock:
-            await self._run(found.shard.update, operation)
+            await self._run(self._apply, found, operation)
             log_sync = self._log_sync(found)
             ticket = log_sync.written() if log_sync is not None else None
             if found.replay is not None:
@@ -371,6 +386,11 @@ class EdgeBackend:
         self._maintain(found)
         if log_sync is not None and ticket is not None:
             await log_sync.durable(ticket)
+
+    def _apply(self, collection: LiveCollection, operation: qe.UpdateOperation) -> None:
+        """In the engine thread, so no other write of this process comes between the check and the write."""
+        self._space.check()
+        collection.shard.update(operation)
 
     def _log_sync(self, collection: LiveCollection) -> WalSync | None:
         """The collection's WAL syncer (None for a temporary folder, which no write outlives)."""

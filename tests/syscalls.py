@@ -36,7 +36,8 @@ class SyncCall:
 
 class SyscallTrace:
     """`strace -f -p PID` for the sync calls of every thread of a process, until `stop()`;
-    `fsync_delay_s` makes each fsync that much slower (strace's fault injection), as on a slow disk."""
+    `fsync_delay_s` makes each fsync and fdatasync that much slower (strace's fault injection), as on
+    a slow disk."""
 
     def __init__(self, pid: int, output: Path, fsync_delay_s: float = 0) -> None:
         strace = shutil.which("strace")
@@ -48,7 +49,7 @@ class SyscallTrace:
         argv = [strace, "-f", "-p", str(pid), "-ttt", "-T", "-y", "-o", str(output)]
         argv += ["-e", f"trace={','.join(SYNC_CALLS)}"]
         if fsync_delay_s:
-            argv += ["-e", f"inject=fsync:delay_enter={round(fsync_delay_s * 1e6)}"]
+            argv += ["-e", f"inject=fsync,fdatasync:delay_enter={round(fsync_delay_s * 1e6)}"]
         with self.messages.open("wb") as messages:
             self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=messages)
         self._wait_attached()

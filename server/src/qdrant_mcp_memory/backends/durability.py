@@ -44,28 +44,40 @@ FsyncMode = Literal["always", "interval"]
 DEFAULT_INTERVAL_S = 1.0
 
 
-def fsync(path: Path) -> None:
-    """fsync a file or folder; on macOS F_FULLFSYNC, since its fsync leaves the data in the drive's cache."""
+def fsync(path: Path, *, data_only: bool = False) -> None:
+    """fsync a file or folder (`data_only`: fdatasync where there is one, which skips a journal
+    commit for a mere mtime change). On macOS F_FULLFSYNC, since its fsync leaves the data in the
+    drive's cache; filesystems that do not support it (SMB, some external drives) get fsync, as
+    SQLite does."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         if hasattr(fcntl, "F_FULLFSYNC"):
-            fcntl.fcntl(descriptor, fcntl.F_FULLFSYNC)
-        else:
-            os.fsync(descriptor)
+            try:
+                fcntl.fcntl(descriptor, fcntl.F_FULLFSYNC)
+                return
+            except OSError:
+                pass
+        (os.fdatasync if data_only and hasattr(os, "fdatasync") else os.fsync)(descriptor)
     finally:
         os.close(descriptor)
 
 
-def sync_log(wal: Path) -> None:
-    """Make everything written to a shard's WAL durable: its segment files, then the folder (new
-    segments appear there as the log grows)."""
+def sync_log(wal: Path, known: frozenset[str]) -> frozenset[str]:
+    """Make everything written to a shard's WAL durable: its segment files, then the folder unless
+    its files are those of `known` (the paths synced last time, returned for the next call).
+    `first-index` is left out: the engine writes it atomically with fsyncs of its own."""
+    paths = set()
     for entry in os.scandir(wal):
-        if entry.is_file(follow_symlinks=False):
+        if entry.is_file(follow_symlinks=False) and entry.name != "first-index":
             try:
-                fsync(Path(entry.path))
+                fsync(Path(entry.path), data_only=True)
             except FileNotFoundError:  # a segment the engine dropped meanwhile (its records are in the segments)
                 continue
-    fsync(wal)
+            paths.add(entry.path)
+    found = frozenset(paths)
+    if found != known:  # segments made, renamed or dropped (or a new generation): their names must last too
+        fsync(wal)
+    return found
 
 
 @dataclass(eq=False)
@@ -88,6 +100,7 @@ class WalSync:
         self._tasks = tasks
         self._next = _Round()  # the sync that will cover the writes applied from now on
         self._syncing = False
+        self._synced_files: frozenset[str] = frozenset()  # the log's files when its folder was last synced
 
     def written(self) -> _Round:
         """Note a write the engine has applied (call it before any other await); returns its ticket."""
@@ -123,7 +136,7 @@ class WalSync:
     async def _round(self) -> None:
         current, self._next = self._next, _Round()  # writes applied from here on wait for the next round
         try:
-            await anyio.to_thread.run_sync(sync_log, self._wal())
+            self._synced_files = await anyio.to_thread.run_sync(sync_log, self._wal(), self._synced_files)
         except OSError as exc:
             current.error = exc
             log.error("the write-ahead log could not be synced", extra={"error": str(exc)})

@@ -16,8 +16,8 @@ there is room. What the floor covers (measured with qdrant-edge 0.9.0):
   replay of the WAL's tail.
 
 On tmpfs (and ramfs), even *reading* a hole of a shared mapping allocates a page, and loading
-a shard reads every page of its vector chunks ("Cached" vector storage): a restart fills the
-holes of each collection's last chunk, up to 32 MiB, and died with SIGBUS on a full tmpfs.
+a shard reads every page of its vector files ("Cached" vector storage): a restart fills the
+holes of each collection's last chunk, up to 33 MiB, and died with SIGBUS on a full tmpfs.
 There, the holes count as used (`unpopulated_bytes`), so that a restart always finds them
 room, and a shard whose holes do not fit is not loaded (`ensure_loadable`).
 """
@@ -38,8 +38,10 @@ MIN_FREE_BYTES = 64 * MIB
 LOAD_MARGIN_BYTES = 4 * MIB
 # Filesystems whose shared mappings allocate a page on a read fault of a hole.
 ALLOCATE_ON_READ = frozenset({"tmpfs", "ramfs"})
-# The files a shard's load reads through in full (vector storage kept "Cached", the default).
-POPULATED_FILES = "segments/*/vector_storage*/vectors/chunk_*.mmap"
+# The files a shard's load reads through in full (dense vectors kept "Cached", the default):
+# measured on tmpfs, a load fills the holes of the dense vector chunks (32 MiB each) and of the
+# deleted-flags files (1 MiB), not those of the payload or the sparse vectors' pages.
+POPULATED_FILES = ("segments/*/vector_storage*/vectors/chunk_*.mmap", "segments/*/vector_storage*/deleted/flags_*.dat")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def unpopulated_bytes(shards: Iterable[Path]) -> int:
     of the files the load reads in full."""
     total = 0
     for shard in shards:
-        for chunk in shard.glob(POPULATED_FILES):
+        for chunk in (found for pattern in POPULATED_FILES for found in shard.glob(pattern)):
             try:
                 stats = chunk.stat()
             except FileNotFoundError:  # a generation replaced meanwhile

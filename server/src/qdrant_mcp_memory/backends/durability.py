@@ -81,45 +81,44 @@ def sync_log(wal: Path, known: frozenset[str]) -> frozenset[str]:
 
 
 @dataclass(eq=False)
-class _Round:
+class SyncRound:
     """One sync of the log, and the writes that wait for it."""
 
     done: anyio.Event = field(default_factory=anyio.Event)
     writes: int = 0
     error: OSError | None = None
 
+    async def durable(self) -> None:
+        """Return once this sync has made its writes durable; raise if it failed."""
+        await self.done.wait()
+        if self.error is not None:
+            raise QdrantUnavailable(
+                f"the write was applied but could not be made durable ({self.error.strerror or self.error}): "
+                "check the disk holding the data folder"
+            )
+
 
 class WalSync:
-    """Acknowledges one shard's writes by its mode: `written()` after each write the engine applied,
-    then `await durable(ticket)` before answering."""
+    """Acknowledges one shard's writes by its mode: call `written()` after each write the engine
+    applied, and before answering await the round it returns (None: nothing to wait for)."""
 
     def __init__(self, wal: Callable[[], Path], mode: FsyncMode, interval_s: float, tasks: TaskGroup) -> None:
         self._wal = wal  # the live generation's log (an index build switches generations)
         self.mode = mode
         self.interval_s = interval_s
         self._tasks = tasks
-        self._next = _Round()  # the sync that will cover the writes applied from now on
+        self._next = SyncRound()  # the sync that will cover the writes applied from now on
         self._syncing = False
         self._synced_files: frozenset[str] = frozenset()  # the log's files when its folder was last synced
 
-    def written(self) -> _Round:
-        """Note a write the engine has applied (call it before any other await); returns its ticket."""
+    def written(self) -> SyncRound | None:
+        """Note a write the engine has applied (call it before any other await): the sync to wait
+        for (`always`), or None (`interval`: the sync is scheduled, the answer does not wait)."""
         self._next.writes += 1
         if not self._syncing:
             self._syncing = True
             self._tasks.start_soon(self._sync_rounds)
-        return self._next
-
-    async def durable(self, ticket: _Round) -> None:
-        """Return once the write is durable (`always`) or at once (`interval`: its sync is scheduled)."""
-        if self.mode == "interval":
-            return
-        await ticket.done.wait()
-        if ticket.error is not None:
-            raise QdrantUnavailable(
-                f"the write was applied but could not be made durable ({ticket.error.strerror or ticket.error}): "
-                "check the disk holding the data folder"
-            )
+        return self._next if self.mode == "always" else None
 
     async def _sync_rounds(self) -> None:
         try:
@@ -134,7 +133,7 @@ class WalSync:
             self._syncing = False
 
     async def _round(self) -> None:
-        current, self._next = self._next, _Round()  # writes applied from here on wait for the next round
+        current, self._next = self._next, SyncRound()  # writes applied from here on wait for the next round
         try:
             self._synced_files = await anyio.to_thread.run_sync(sync_log, self._wal(), self._synced_files)
         except OSError as exc:

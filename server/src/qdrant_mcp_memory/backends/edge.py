@@ -379,13 +379,13 @@ class EdgeBackend:
         async with found.write_lock:
             await self._run(self._apply, found, operation)
             log_sync = self._log_sync(found)
-            ticket = log_sync.written() if log_sync is not None else None
+            pending = log_sync.written() if log_sync is not None else None
             if found.replay is not None:
                 found.replay.append(operation)
         found.writes += max(count, 1)
         self._maintain(found)
-        if log_sync is not None and ticket is not None:
-            await log_sync.durable(ticket)
+        if pending is not None:
+            await pending.durable()
 
     def _apply(self, collection: LiveCollection, operation: qe.UpdateOperation) -> None:
         """In the engine thread, so no other write of this process comes between the check and the write."""

@@ -73,7 +73,7 @@ async def assert_reads_work(client: Client, points: int) -> None:
     info = await client.call_tool("qdrant-collection-info", {"collection_name": COLLECTION})
     assert not info.is_error, info.content
     assert info.structured_content["points_count"] == points
-    found = await client.call_tool("qdrant-find", {"query": "nearly full disk", "collection_name": COLLECTION})
+    found = await client.call_tool("qdrant-find", {"query": "a memory on a full disk", "collection_name": COLLECTION})
     assert not found.is_error and found.structured_content["hits"], found.content
 
 
@@ -150,14 +150,38 @@ async def test_a_full_disk_refuses_writes_keeps_reads_survives_a_restart_and_los
         assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged points are gone"
 
 
-async def test_a_disk_filled_by_someone_else_stops_a_load_before_it_dies_of_sigbus(tmp_path: Path) -> None:
-    """On tmpfs, loading a shard fills the holes of its vector chunk: with the disk full to the last
-    byte (another program filled it), the server must say so rather than die of SIGBUS."""
+async def seed(data: Path, loads: int) -> None:
+    """A collection with one point, written in-process and opened `loads` times more."""
+    async with (backend := EdgeBackend(EmbeddedConfig(data))).running():
+        await backend.create_collection(COLLECTION, NewCollection(DenseVector(VECTOR, 384)))
+        await backend.upsert(COLLECTION, [Point(1, {VECTOR: [1.0] + [0.0] * 383}, {"document": "one memory"})])
+    for _ in range(loads):
+        async with EdgeBackend(EmbeddedConfig(data)).running():
+            pass
+
+
+async def test_a_restart_on_a_disk_filled_by_someone_else_serves_what_it_has_read_only(tmp_path: Path) -> None:
+    """Opening a collection writes a little (its config, the WAL's tail): with the disk full to the
+    last byte, the server gives up its reserve to open it, serves it, and refuses writes."""
     with small_filesystem(tmp_path / "disk", 128) as mounted:
         data = mounted / "data"
-        async with (backend := EdgeBackend(EmbeddedConfig(data))).running():
-            await backend.create_collection(COLLECTION, NewCollection(DenseVector(VECTOR, 384)))
-            await backend.upsert(COLLECTION, [Point(1, {VECTOR: [1.0] + [0.0] * 383}, {"document": "one"})])
+        await seed(data, loads=1)  # loaded once: on tmpfs its holes are filled, a load writes only a little
+        ballast(mounted / "ballast", free_bytes(mounted))
+        server = spawn_server(tmp_path, {"QDRANT_URL": None, "QDRANT_LOCAL_PATH": str(data)})
+        async with Client(server.mcp_url) as client:
+            await assert_reads_work(client, 1)
+            refused = await store_many(client, 1)
+            assert refused.is_error and str(data) in refused.content[0].text, refused.content
+        assert server.terminate() == 0
+    assert "gave up the reserve" in server.log()
+
+
+async def test_a_disk_filled_by_someone_else_stops_a_load_before_it_dies_of_sigbus(tmp_path: Path) -> None:
+    """On tmpfs, loading a shard fills the holes of its vector chunk (33 MiB, more than the reserve):
+    with the disk full to the last byte, the server must say so rather than die of SIGBUS."""
+    with small_filesystem(tmp_path / "disk", 128) as mounted:
+        data = mounted / "data"
+        await seed(data, loads=0)
         ballast(mounted / "ballast", free_bytes(mounted))
         server = spawn_server(tmp_path, {"QDRANT_URL": None, "QDRANT_LOCAL_PATH": str(data)}, wait=None)
         code = server.process.wait(timeout=120)

@@ -15,6 +15,13 @@ there is room. What the floor covers (measured with qdrant-edge 0.9.0):
 - what a restart takes before it can serve: small atomic writes (the shard's config) and the
   replay of the WAL's tail.
 
+A start must write a little before it can serve (each collection's load rewrites its config
+and replays the WAL's tail), so on a disk that something else filled to the last byte the
+collections could not even be opened. The engine therefore keeps a reserve file of its own
+(`RESERVE_BYTES`) in the data folder, gives it up when a start finds less than
+`LOAD_MARGIN_BYTES` free, and makes it again once there is room: a restart on a full disk
+serves what it has, read-only.
+
 On tmpfs (and ramfs), even *reading* a hole of a shared mapping allocates a page, and loading
 a shard reads every page of its vector files ("Cached" vector storage): a restart fills the
 holes of each collection's last chunk, up to 33 MiB, and died with SIGBUS on a full tmpfs.
@@ -24,6 +31,7 @@ room, and a shard whose holes do not fit is not loaded (`ensure_loadable`).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -32,10 +40,15 @@ from pathlib import Path
 
 from ..errors import DiskFull, ServiceError
 
+log = logging.getLogger(__name__)
+
 MIB = 1 << 20
 MIN_FREE_BYTES = 64 * MIB
 # What loading a shard writes besides filling holes: its config (an atomic write) and the WAL's tail.
 LOAD_MARGIN_BYTES = 4 * MIB
+# The file given up to make room for a start on a full disk.
+RESERVE = ".disk-reserve"
+RESERVE_BYTES = 8 * MIB
 # Filesystems whose shared mappings allocate a page on a read fault of a hole.
 ALLOCATE_ON_READ = frozenset({"tmpfs", "ramfs"})
 # The files a shard's load reads through in full (dense vectors kept "Cached", the default):
@@ -113,13 +126,42 @@ def unpopulated_bytes(shards: Iterable[Path]) -> int:
 
 
 class Watermark:
-    """Whether the engine may write: free space on the data folder's disk against MIN_FREE_BYTES."""
+    """Whether the engine may write: free space on the data folder's disk against MIN_FREE_BYTES;
+    and the reserve a start gives up on a full disk (`reserve=False`: a folder no restart opens)."""
 
-    def __init__(self, path: Path, shards: Callable[[], Iterable[Path]], min_free: int = MIN_FREE_BYTES) -> None:
+    def __init__(
+        self, path: Path, shards: Callable[[], Iterable[Path]], *, reserve: bool = True, min_free: int = MIN_FREE_BYTES
+    ) -> None:
         self.path = path
         self.min_free = min_free
         self._shards = shards  # the live shards' folders, whose holes a restart fills on tmpfs
         self._allocates_on_read: bool | None = None
+        self._reserve = path / RESERVE if reserve else None
+        self._reserve_held = False
+
+    def make_room_to_load(self) -> None:
+        """Before the collections are opened: give up the reserve when the disk is too full to open them."""
+        if self._reserve is None or not self._reserve.exists() or free_bytes(self.path) >= LOAD_MARGIN_BYTES:
+            return
+        self._reserve.unlink()
+        log.warning(
+            "the disk holding the data folder is full: gave up the reserve to open the collections; writes are "
+            "refused until space is freed there",
+            extra={"path": str(self.path), "free": mib(free_bytes(self.path))},
+        )
+
+    def _keep_reserve(self, free: int) -> None:
+        """Make the reserve when it is missing and the disk has room for it above the floor."""
+        if self._reserve is None or self._reserve_held:
+            return
+        if not self._reserve.exists():
+            if free < self.min_free + RESERVE_BYTES:
+                return
+            try:
+                allocate(self._reserve, RESERVE_BYTES)
+            except OSError as exc:  # e.g. no fallocate on this filesystem: writes go on without a reserve
+                log.warning("no disk reserve can be made in the data folder", extra={"error": str(exc)})
+        self._reserve_held = True
 
     def read(self) -> DiskSpace:
         if self._allocates_on_read is None:  # the folder exists once the engine is open
@@ -130,10 +172,27 @@ class Watermark:
         return DiskSpace(self.path, free, self.min_free)
 
     def check(self) -> None:
-        """Raise DiskFull, naming the disk and its free space, when a write must be refused."""
+        """Raise DiskFull, naming the disk and its free space, when a write must be refused; with
+        room, make the reserve first if it is missing."""
         space = self.read()
         if not space.writable:
             raise DiskFull(space.refusal())
+        self._keep_reserve(space.free_bytes)
+
+
+def allocate(path: Path, size: int) -> None:
+    """A file of `size` allocated bytes (not a sparse one), written whole or not at all."""
+    partial = path.with_name(path.name + ".tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.posix_fallocate(descriptor, 0, size)
+        os.fsync(descriptor)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(descriptor)
+    partial.replace(path)
 
 
 def ensure_loadable(shard: Path) -> None:

@@ -130,7 +130,9 @@ class EdgeBackend:
         # One engine thread: the engine holds the GIL, so more threads would only queue on it.
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
-        self._space = diskspace.Watermark(self.root, lambda: [c.shard_path for c in self._collections.values()])
+        self._space = diskspace.Watermark(
+            self.root, lambda: [c.shard_path for c in self._collections.values()], reserve=not config.temporary
+        )
         self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property
@@ -182,6 +184,7 @@ class EdgeBackend:
             if found.get("format") != FORMAT or found.get("version") != FORMAT_VERSION:
                 raise ServiceError(f"{marker} describes {found}, which this release cannot open")
         (self.root / "collections").mkdir(exist_ok=True)
+        self._space.make_room_to_load()
         for folder in sorted((self.root / "collections").iterdir()):
             collection = generations.load(folder)
             if collection is not None:

@@ -4,6 +4,7 @@ Layout under the root folder (QDRANT_LOCAL_PATH):
 
     qdrant-mcp-memory.json          marks the folder as this engine's ({"format": ..., "version": 1})
     .lock                           held while a server has the folder open (one process at a time)
+    .disk-reserve                   8 MiB given up to open the collections on a full disk (diskspace.py)
     collections/<slug>-<hash>/      one folder a collection: the name's SHA-256 keeps names apart
         collection.json             {"name": <the collection's exact name>, "generation": N}
         gen-N/                      the collection's shard (one shard a collection)

@@ -89,7 +89,10 @@ def select_storage(settings: Settings) -> Storage:
         raise ServiceError(unfinished)
     if folder_kind(path) == "local-mode":
         return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)
-    return Storage(EdgeBackend(EmbeddedConfig(path)), None)
+    config = EmbeddedConfig(
+        path, fsync=settings.embedded_fsync, fsync_interval_s=settings.embedded_fsync_interval_ms / 1000
+    )
+    return Storage(EdgeBackend(config), None)
 
 
 class StartGate(ServerMiddleware[Any]):
@@ -138,6 +141,7 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                disk_space=self.backend.disk_space,
             )
         )
         self.mcp.middleware.append(StartGate(self))

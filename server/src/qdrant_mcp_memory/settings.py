@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     write_consistency_factor: int | None = Field(
         None, validation_alias=_env("QDRANT_WRITE_CONSISTENCY_FACTOR"), ge=1, le=64
     )
+    # Embedded engine: when a write is acknowledged. always: once its WAL record is fsynced (a power cut
+    # loses nothing acknowledged); interval: at once, the WAL fsynced at most this many ms later.
+    embedded_fsync: Literal["always", "interval"] = Field("always", validation_alias=_env("QDRANT_EMBEDDED_FSYNC"))
+    embedded_fsync_interval_ms: int = Field(
+        1000, validation_alias=_env("QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"), ge=10, le=60_000
+    )
     # Dense + BM25 fused by reciprocal rank fusion; off by default for drop-in compatibility.
     hybrid_search: bool = Field(False, validation_alias=_env("QDRANT_HYBRID_SEARCH"))
 

@@ -67,7 +67,7 @@ async def test_a_local_mode_folder_is_served_as_it_is_until_migrated_in_place(
     start_server: Start, tmp_path: Path, model: object
 ) -> None:
     folder = tmp_path / "memories"
-    ids = local_mode_folder(folder, lambda texts: model.embed("document", texts))
+    ids = local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
     original = tree_digest(folder)
 
     # Before migrating: the old folder keeps working, read-write, with a warning saying what to do.

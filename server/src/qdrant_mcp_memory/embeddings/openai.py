@@ -10,9 +10,11 @@ httpx, not the `openai` package: httpx is here already (qdrant-client's transpor
 own that would still need translating into this server's deadlines and messages.
 
 Failures become errors that name the service and what to check:
-- connection refused or dropped, 429, 5xx: retried (EMBEDDING_RETRIES) after the answer's
-  Retry-After or a growing pause, while the request's time (EMBEDDING_TIMEOUT) lasts; then
+- a dropped connection, 429, 5xx: retried (EMBEDDING_RETRIES) after the answer's Retry-After
+  or a growing pause, while the request's time (EMBEDDING_TIMEOUT) lasts; then
   EmbeddingUnavailable;
+- unreachable (nothing listens, unknown host): EmbeddingUnavailable at once, so calls fail
+  fast while the service is down (the scheduler's background probe notices its return);
 - no answer in time: EmbeddingUnavailable at once (more requests do not help a slow service);
 - 401, 403, 404: EmbeddingUnavailable at once (the key, the URL or the model name is wrong);
 - other 4xx: EmbeddingRejected (this input; the service is fine).
@@ -130,8 +132,13 @@ class OpenAIEmbeddings:
                     f"{self._who} timed out (no answer within {budget_s:g} s): it may be overloaded or still loading "
                     "its model; retry, or raise EMBEDDING_TIMEOUT"
                 ) from None
+            except httpx.ConnectError as exc:
+                raise EmbeddingUnavailable(
+                    f"{self._who} is unreachable ({_cause(exc)}): check EMBEDDING_URL and that the service is "
+                    "running; retry later"
+                ) from None
             except httpx.TransportError as exc:
-                failure, wait = f"is unreachable ({_cause(exc)})", None
+                failure, wait = f"failed on the wire ({_cause(exc)})", None
             else:
                 if response.is_success:
                     return self._vectors(response, len(texts))
@@ -155,8 +162,6 @@ class OpenAIEmbeddings:
 
     def _unavailable(self, failure: str, attempts: int, wait: float | None) -> str:
         tried = f" ({attempts} attempts)" if attempts > 1 else ""
-        if failure.startswith("is unreachable"):
-            return f"{self._who} {failure}{tried}: check EMBEDDING_URL and that the service is running; retry later"
         asks = f"; it asks to wait {math.ceil(wait)} s" if wait is not None else ""
         return f"{self._who} {failure}{tried}{asks}: retry later"
 
@@ -236,8 +241,14 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _cause(exc: httpx.TransportError) -> str:
+    """What went wrong on the wire, in words: the OS's reason lies at the end of the exception chain."""
     if isinstance(exc, httpx.ConnectError):
-        return "connection refused" if "refused" in str(exc).lower() else f"cannot connect: {exc}"
+        root: BaseException = exc
+        while (inner := root.__cause__ or root.__context__) is not None:
+            root = inner
+        if isinstance(root, ConnectionRefusedError):
+            return "connection refused"
+        return f"cannot connect: {getattr(root, 'strerror', None) or root}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return "connection dropped"
     return type(exc).__name__

@@ -11,6 +11,7 @@ server waited between attempts. Loopback only; uvicorn in a daemon thread.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import deque
@@ -38,6 +39,7 @@ class FaultyFront:
         self.scripted: deque[Scripted] = deque()
         self.delay_s = 0.0
         self.arrivals: list[float] = []  # time.monotonic() of each POST .../embeddings
+        self.batches: list[int] = []  # texts in each of them
         self.port = free_port()
         config = uvicorn.Config(
             self._app, host="127.0.0.1", port=self.port, log_config=None, lifespan="off", interface="asgi3"
@@ -76,6 +78,7 @@ class FaultyFront:
                 break
         if scope["method"] == "POST" and scope["path"].endswith("/embeddings"):
             self.arrivals.append(time.monotonic())
+            self.batches.append(len(json.loads(body)["input"]))
         if self.scripted:
             scripted = self.scripted.popleft()
             headers = [(b"content-type", b"application/json")]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from conftest import API_KEY, Start, provider_env
@@ -29,8 +30,10 @@ from otlp import Receiver
 from reliability.tcp_proxy import TcpProxy
 
 from bench.embedding_server import MODEL
+from qdrant_mcp_memory.embeddings import MAX_TOKENS
 from qdrant_mcp_memory.embeddings.fastembed import FastEmbedModel
 from qdrant_mcp_memory.embeddings.openai import OpenAIEmbeddings, ServiceConfig
+from qdrant_mcp_memory.scheduler import EmbeddingScheduler, RunBounds
 from support import REPO, ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -99,6 +102,31 @@ async def test_the_service_vectors_match_fastembed(infinity_url: str, offline_mo
         assert cosine(remote, mine) >= 0.999
         assert cosine(remote, reference) >= 0.999
         assert cosine(query, mine) >= 0.999
+
+
+async def test_queries_keep_their_own_request_while_documents_go_in_bounded_batches(front: FaultyFront) -> None:
+    """The scheduler's lanes with the service: a store-many goes in requests of EMBEDDING_BATCH_SIZE
+    texts, one document request at a time here, and a find meanwhile has a request of its own."""
+    service = OpenAIEmbeddings(ServiceConfig(url=front.url, model=MODEL, api_key=API_KEY))
+    scheduler = EmbeddingScheduler(service, document_workers=1, bounds=RunBounds(texts=8, tokens=8 * MAX_TOKENS))
+    finished: dict[str, float] = {}
+    async with scheduler.running():
+        front.delay_s = 1.0  # every request answered late: the documents' three go one after another
+
+        async def store() -> None:
+            await scheduler.embed_documents([f"note number {i}" for i in range(20)])
+            finished["documents"] = time.monotonic()
+
+        async def find() -> None:
+            await anyio.sleep(0.2)  # the first document request is in flight
+            await scheduler.embed_query("where is my bike?")
+            finished["query"] = time.monotonic()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(store)
+            tasks.start_soon(find)
+    assert sorted(front.batches[1:]) == [1, 4, 8, 8]  # after the start's probe: the query, and 20 texts by 8
+    assert finished["query"] < finished["documents"]
 
 
 async def test_store_and_find_through_the_service(start: Start, infinity_url: str) -> None:

@@ -8,34 +8,20 @@ EMBEDDING_PROVIDER=openai pointed at it, directly or through a test-controlled f
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Make faulty_front importable whatever pytest's import mode is.
+# Make faulty_front and provider_support importable whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).parent))
 
 from faulty_front import FaultyFront
+from provider_support import API_KEY, Start
 
-from bench.embedding_server import MODEL, api_url, spawn_infinity
+from bench.embedding_server import api_url, spawn_infinity
 from support import ServerProcess, spawn_server
-
-# The key Infinity demands (its --api-key): a wrong one gets its own 401.
-API_KEY = "infinity-test-key-5f0c2a9e71d84b36"
-Start = Callable[..., ServerProcess]
-
-
-def provider_env(url: str, api_key: str | None = API_KEY, **settings: str) -> dict[str, str | None]:
-    """Our server's settings for the openai provider at `url` (the default model's name)."""
-    return {
-        "EMBEDDING_PROVIDER": "openai",
-        "EMBEDDING_URL": url,
-        "EMBEDDING_MODEL": MODEL,
-        "EMBEDDING_API_KEY": api_key,
-        **settings,
-    }
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from conftest import API_KEY, Start, provider_env
 from faulty_front import FaultyFront
 from mcp.client import Client
 from mcp.types import CallToolResult
 from otlp import Receiver
+from provider_support import API_KEY, Start, provider_env
 from reliability.tcp_proxy import TcpProxy
 
 from bench.embedding_server import MODEL

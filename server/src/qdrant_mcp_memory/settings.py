@@ -160,11 +160,14 @@ class Settings(BaseSettings):
     auth_token_file: Path | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN_FILE"))
     # Serving without a token on an address other hosts can reach must be asked for by name.
     allow_unauthenticated: bool = Field(False, validation_alias=_env("MCP_ALLOW_UNAUTHENTICATED"))
-    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap.
+    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap (idle: no call
+    # in flight; an event stream held open does not count).
     max_sessions: int = Field(256, validation_alias=_env("MCP_MAX_SESSIONS"), ge=1, le=100_000)
     session_idle_timeout: float = Field(600, validation_alias=_env("MCP_SESSION_IDLE_TIMEOUT"), gt=0, le=86_400)
     # Open HTTP connections (and requests) at once; more get 503 at once.
     max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
+    # Event streams one client address holds open at once (each keeps a connection); more get 429.
+    max_streams_per_client: int = Field(16, validation_alias=_env("MCP_MAX_STREAMS_PER_CLIENT"), ge=1, le=100_000)
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -26,6 +26,7 @@ PHASES = {
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
     "durability": "durability",
+    "providers": "providers",
     "scale": "scale",
 }
 

@@ -25,6 +25,17 @@ class DiskFull(ServiceError):
     retryable = True
 
 
+class EmbeddingUnavailable(ServiceError):
+    """The embedding service cannot embed now (unreachable, timed out, refused the key, rate
+    limited, failing); the message names the service and what to check."""
+
+    retryable = True
+
+
+class EmbeddingRejected(ServiceError):
+    """The embedding service refused this input (too long, malformed); the service itself is fine."""
+
+
 class CollectionNotFound(ServiceError):
     pass
 

@@ -21,6 +21,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,7 @@ class OAuthDeployment:
         return self.provider.token(CLIENTS[client], resource or self.resource, scope)
 
 
+@contextmanager
 def deploy(workdir: Path, env: dict[str, str | None] | None = None) -> Iterator[OAuthDeployment]:
     """Start a provider issuing tokens for a server on a free port, then that server; stop both after."""
     port = free_port()

@@ -11,4 +11,5 @@ from oidc import OAuthDeployment, deploy
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeployment]:
     """oidc-provider on loopback, and our server in MCP_AUTH_MODE=oauth with introspection credentials."""
-    yield from deploy(tmp_path_factory.mktemp("oauth"))
+    with deploy(tmp_path_factory.mktemp("oauth")) as started:
+        yield started

@@ -82,7 +82,7 @@ class OAuthTokenVerifier(TokenVerifier):
         except jwt.PyJWTError as exc:
             raise Refused(f"a JWT header refused: {str(exc)[:200]}") from None
         algorithm, kid = header.get("alg"), header.get("kid")
-        if algorithm not in ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise Refused(f"algorithm {str(algorithm)[:20]!r} is not accepted (asymmetric signatures only)")
         key = await self.issuer.signing_key(kid, algorithm)
         if key is None:

@@ -72,7 +72,7 @@ class Browser:
 async def oauth_client(
     deployment: OAuthDeployment, storage: MemoryStorage, browser: Browser, mode: str
 ) -> AsyncIterator[Client]:
-    metadata = OAuthClientMetadata(redirect_uris=[APP_REDIRECT], client_name="tests/oauth")  # type: ignore[list-item]
+    metadata = OAuthClientMetadata(redirect_uris=[APP_REDIRECT], client_name="tests/oauth")
     auth = OAuthClientProvider(deployment.resource, metadata, storage, browser.open, browser.callback)
     async with (
         httpx2.AsyncClient(auth=auth, timeout=30) as http,
@@ -131,7 +131,7 @@ async def test_a_read_only_token_steps_up_to_write_when_a_write_is_called(
         OAuthToken(access_token=tokens["access_token"], scope=READ),
         OAuthClientInformationFull(
             client_id=APP_CLIENT_ID,
-            redirect_uris=[APP_REDIRECT],  # type: ignore[list-item]
+            redirect_uris=[APP_REDIRECT],
             token_endpoint_auth_method="none",  # noqa: S106  # a public client: no secret
             issuer=deployment.provider.issuer,
         ),

@@ -8,8 +8,9 @@ import pytest
 from oidc import OAuthDeployment, deploy
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthDeployment]:
-    """oidc-provider on loopback, and our server in MCP_AUTH_MODE=oauth with introspection credentials."""
+    """oidc-provider on loopback, and our server in MCP_AUTH_MODE=oauth with introspection credentials:
+    one pair for the whole folder (the key rotation and the provider's restart leave it as good as new)."""
     with deploy(tmp_path_factory.mktemp("oauth")) as started:
         yield started

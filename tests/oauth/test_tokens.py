@@ -283,6 +283,14 @@ def test_unknown_key_ids_refetch_the_keys_at_most_once_per_cooldown(
     assert deployment.provider.requests("/jwks") - fetches <= 1 + elapsed / JWKS_COOLDOWN_S
 
 
+def test_a_token_that_passed_is_not_checked_again_for_each_request(deployment: OAuthDeployment) -> None:
+    """A client sends its token with every request: an opaque one is introspected once, not each time."""
+    token, asked = deployment.token("opaque"), deployment.provider.requests("/token/introspection")
+    for _ in range(5):
+        assert initialize(deployment, token).status_code == 200
+    assert deployment.provider.requests("/token/introspection") == asked + 1
+
+
 def test_with_the_issuer_down_known_keys_still_verify_and_the_rest_gets_503(deployment: OAuthDeployment) -> None:
     jwt_token, opaque = deployment.token("both"), deployment.token("opaque")
     deployment.provider.stop()

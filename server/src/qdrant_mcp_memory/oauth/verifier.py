@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 TOKEN_SYNTAX = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 MAX_TOKEN_CHARS = 16_384
 LEEWAY_S = 30
-INTROSPECTION_CACHE_S = 30.0
-INTROSPECTION_CACHE_SIZE = 4096
+VERIFIED_CACHE_S = 30.0
+VERIFIED_CACHE_SIZE = 4096
 # Introspections in flight at once: made-up opaque tokens cost the issuer at most this much at a time.
 INTROSPECTION_CONCURRENCY = 16
 # Where providers put the client a token was issued to (RFC 9068, OIDC, Okta, Entra).
@@ -55,25 +55,38 @@ class OAuthTokenVerifier(TokenVerifier):
         self.issuer = issuer
         self.audiences = list(audiences)
         self.introspection_client = introspection_client
-        self._introspected: OrderedDict[bytes, tuple[float, AccessToken]] = OrderedDict()
+        self._verified: OrderedDict[bytes, tuple[float, AccessToken]] = OrderedDict()
         self._introspections = anyio.Semaphore(INTROSPECTION_CONCURRENCY)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
             if len(token) > MAX_TOKEN_CHARS or not TOKEN_SYNTAX.fullmatch(token):
                 raise Refused("not a bearer token (RFC 6750 syntax, at most 16 kB)")
+            digest = hashlib.sha256(token.encode()).digest()
+            cached = self._verified.get(digest)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
             dots = token.count(".")
-            if dots == 2:
-                return await self._verify_jwt(token)
             if dots == 4:
                 raise Refused("an encrypted JWT (JWE): not accepted")
-            return await self._introspect(token)
+            access = await (self._verify_jwt(token) if dots == 2 else self._introspect(token))
         except Refused as exc:
             log.info("bearer token refused", extra={"reason": str(exc)})
             return None
         except IssuerUnavailable as exc:
             log.warning("bearer token not checked: the issuer is unavailable", extra={"reason": str(exc)})
             raise
+        self._remember(digest, access)
+        return access
+
+    def _remember(self, digest: bytes, access: AccessToken) -> None:
+        lifetime = (
+            VERIFIED_CACHE_S if access.expires_at is None else min(VERIFIED_CACHE_S, access.expires_at - time.time())
+        )
+        if lifetime > 0:
+            self._verified[digest] = (time.monotonic() + lifetime, access)
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
 
     async def _verify_jwt(self, token: str) -> AccessToken:
         try:
@@ -114,10 +127,6 @@ class OAuthTokenVerifier(TokenVerifier):
     async def _introspect(self, token: str) -> AccessToken:
         if self.introspection_client is None:
             raise Refused("an opaque token, and no MCP_OAUTH_CLIENT_ID to introspect it with")
-        digest = hashlib.sha256(token.encode()).digest()
-        cached = self._introspected.get(digest)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         endpoint = (await self.issuer.metadata()).introspection_endpoint
         if endpoint is None:
             raise Refused("an opaque token, and the issuer's metadata names no introspection endpoint")
@@ -135,12 +144,7 @@ class OAuthTokenVerifier(TokenVerifier):
             raise Refused("introspected: expired")
         if isinstance(not_before, int | float) and not_before - LEEWAY_S > now:
             raise Refused("introspected: not valid yet")
-        access = self._access_token(token, answer)
-        until = time.monotonic() + min(INTROSPECTION_CACHE_S, expires - now if isinstance(expires, int | float) else 0)
-        self._introspected[digest] = (until, access)
-        while len(self._introspected) > INTROSPECTION_CACHE_SIZE:
-            self._introspected.popitem(last=False)
-        return access
+        return self._access_token(token, answer)
 
     def _access_token(self, token: str, claims: dict[str, Any]) -> AccessToken:
         expires = claims.get("exp")

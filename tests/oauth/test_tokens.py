@@ -333,3 +333,9 @@ def test_the_tenant_claim_reaches_the_verified_claims(deployment: OAuthDeploymen
     access = anyio.run(verify)
     assert access is not None and access.claims["org"] == "org-mcp-reader" and access.subject == "mcp-reader"
     assert access.scopes == ["memory:read"] and access.resource == deployment.resource
+
+
+def test_the_log_says_whom_the_server_trusts(deployment: OAuthDeployment) -> None:
+    [line] = [json.loads(line) for line in deployment.server.log().splitlines() if '"OAuth mode"' in line]
+    assert line["issuer"] == deployment.provider.issuer and line["resource"] == deployment.resource
+    assert line["scopes"] == ["memory:read", "memory:write"]

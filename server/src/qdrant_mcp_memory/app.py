@@ -141,6 +141,10 @@ class Application:
         if settings.effective_auth_mode == "oauth":
             self.oauth = OAuth.from_settings(settings, tools, TOOL_ACCESS)
             self.mcp.middleware.append(ScopeEnforcer(self.oauth.policy))
+            resource = self.oauth.resource
+            log.info(
+                "OAuth mode", extra={"issuer": resource.issuer, "resource": resource.url, "scopes": resource.scopes}
+            )
         self._ready = anyio.Event()
         self._failure: BaseException | None = None
         self.stopping = False

@@ -29,19 +29,20 @@ __all__ = [
 
 
 class ComposeLoader(yaml.SafeLoader):
-    """YAML with Compose's merge tags, read as the values they carry (`!reset []` is `[]`)."""
-
-
-def _untagged(loader: ComposeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return None if node.value in ("", "null", "~") else loader.construct_scalar(node)
+    """YAML as Compose reads it: `!reset` and `!override` (merge controls) load as their value."""
 
 
 for _tag in ("!reset", "!override"):
-    ComposeLoader.add_constructor(_tag, _untagged)
+    ComposeLoader.add_constructor(
+        _tag,
+        lambda loader, node: (
+            loader.construct_sequence(node)
+            if isinstance(node, yaml.SequenceNode)
+            else loader.construct_mapping(node)
+            if isinstance(node, yaml.MappingNode)
+            else loader.construct_scalar(node) or None
+        ),
+    )
 
 
 def compose_layers() -> dict[str, Any]:
@@ -49,7 +50,7 @@ def compose_layers() -> dict[str, Any]:
     interpolation: for checks of what the files say, where `docker compose config` would
     resolve the very ${...} defaults being checked. A service that `extends` another has the
     other's settings under its own."""
-    top = yaml.safe_load((REPO / "compose.yaml").read_text())
+    top = yaml.load((REPO / "compose.yaml").read_text(), ComposeLoader)  # noqa: S506  # a SafeLoader
     merged: dict[str, Any] = {"services": {}, "secrets": {}, "volumes": {}}
     for entry in top.get("include", []):
         path = entry["path"] if isinstance(entry, dict) else entry
@@ -58,8 +59,9 @@ def compose_layers() -> dict[str, Any]:
             values.update(layer.get(key) or {})
     services = merged["services"]
     for name, service in list(services.items()):
-        base = service.get("extends")
+        base = service.get("extends")  # `extends: NAME`, or `{file: ..., service: NAME}`
         if base:
-            extended = {key: value for key, value in services[base["service"]].items() if key != "profiles"}
-            services[name] = {**extended, **{key: value for key, value in service.items() if key != "extends"}}
+            extended = services[base["service"] if isinstance(base, dict) else base]
+            inherited = {key: value for key, value in extended.items() if key != "profiles"}
+            services[name] = {**inherited, **{key: value for key, value in service.items() if key != "extends"}}
     return merged

@@ -196,6 +196,7 @@ def test_auth_profile_policies(engine: None, env_file: Path, secrets_dir: Path) 
     assert [s["source"] for s in server["secrets"]] == ["qdrant_api_key"]
     assert server["depends_on"]["keycloak"]["condition"] == "service_healthy"
     assert inspector["environment"]["ALLOWED_ORIGINS"].split(",")[0] == kc["MCP_INSPECTOR_ORIGIN"]
+    assert [v["source"] for v in inspector["volumes"]] == ["inspector-oauth-data"]  # not the other Inspector's
     assert keycloak["command"] == ["start-dev", "--import-realm"]
     [realm_mount] = keycloak["volumes"]
     assert realm_mount["read_only"] and realm_mount["target"] == "/opt/keycloak/data/import/realm-mcp.json"

@@ -14,7 +14,7 @@ import pytest
 from mcp.client import Client
 from qdrant_client import QdrantClient, models
 
-from qdrant_mcp_memory.backends.edge import folder_kind
+from qdrant_mcp_memory.backends.root import folder_kind
 from support import ServerProcess
 
 pytestmark = pytest.mark.anyio

@@ -7,11 +7,9 @@ readiness: tool calls wait until the model is loaded and the engine is open.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -60,13 +58,15 @@ class Storage:
 
 
 def select_storage(settings: Settings) -> Storage:
-    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary directory).
+    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary folder,
+    made once the engine opens).
 
     A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
     or by this server's earlier releases) keeps being served as it is, with a warning that
     names the migration command: it is never ignored or overwritten.
     """
-    from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
+    from .backends.edge import EdgeBackend, EmbeddedConfig
+    from .backends.root import folder_kind
 
     remote = RemoteConfig(
         url=settings.qdrant_url if settings.qdrant_url != ":memory:" else None,
@@ -78,8 +78,7 @@ def select_storage(settings: Settings) -> Storage:
     if remote.url:
         return Storage(RemoteBackend(remote), remote.url)
     if settings.qdrant_url == ":memory:":
-        folder = Path(tempfile.mkdtemp(prefix="qdrant-mcp-memory-"))
-        return Storage(EdgeBackend(EmbeddedConfig(folder, temporary=True)), None)
+        return Storage(EdgeBackend(EmbeddedConfig.in_memory()), None)
     path = settings.qdrant_local_path or default_local_path()
     if folder_kind(path) == "local-mode":
         return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)

@@ -131,6 +131,7 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                storage_conditions=lambda: [condition.kind for condition in self.backend.conditions()],
             )
         )
         self.mcp.middleware.append(StartGate(self))

@@ -34,6 +34,7 @@ from storage_faults import (
     seed_payload,
     seeded_points,
     small_filesystem,
+    trace_files,
 )
 
 from qdrant_mcp_memory.backends import DenseVector, NewCollection, Search, files
@@ -282,6 +283,67 @@ async def test_the_newest_generation_failing_to_load_falls_back_to_the_previous(
     assert pointer(folder) == {"name": NOTES, "generation": 1}
     assert [name.split("-")[0] for name in generations(folder)] == ["gen", "gen"]  # gen-1, and gen-2 set aside
     assert await reopened(folder, NOTES) == expected(BUILD_SIZE)
+
+
+BUILD_ONCE = """
+import json, sys, anyio
+from pathlib import Path
+from qdrant_mcp_memory.backends.edge import EdgeBackend, EmbeddedConfig
+
+async def build(folder: Path) -> None:
+    async with EdgeBackend(EmbeddedConfig(folder)).running():  # a build starts once writes pause
+        while json.loads(next(folder.glob("collections/*/collection.json")).read_text())["generation"] < 2:
+            await anyio.sleep(0.1)
+
+anyio.run(build, Path(sys.argv[1]))
+"""
+
+
+def test_a_new_generation_is_durable_before_the_pointer_names_it(tmp_path: Path) -> None:
+    """Seen in the system calls of a real build (strace, the child included): every file and
+    folder of the copy is fsynced after it last changed and before the copy is renamed into
+    place, each rename is followed by an fsync of its folder, the pointer is fsynced first."""
+    folder = tmp_path / "data"
+    seed_folder(folder, NOTES)
+    calls = trace_files([sys.executable, "-c", BUILD_ONCE, str(folder)], tmp_path / "build.strace")
+
+    def renamed(source_end: str, target_end: str) -> int:
+        (found,) = [
+            i
+            for i, c in enumerate(calls)
+            if c.call.startswith("rename") and c.paths[0].endswith(source_end) and c.paths[1].endswith(target_end)
+        ]
+        return found
+
+    def folder_fsynced(path: str, start: int, end: int) -> bool:
+        return any(c.call == "fsync" and c.paths == (os.path.dirname(path),) for c in calls[start:end])
+
+    into_place = renamed(".building", "/gen-2")
+    pointer = renamed("/collection.json.tmp", "/collection.json")
+    building = calls[into_place].paths[0]
+    assert into_place < pointer
+    unsynced: set[str] = set()  # files and folders of the copy changed since their last fsync
+
+    def changed(path: str) -> None:
+        if path.startswith(building):
+            unsynced.update({path, os.path.dirname(path)})
+
+    for call in calls[:into_place]:
+        if call.call in ("fsync", "fdatasync"):
+            unsynced.difference_update(call.paths)
+        elif call.call in ("unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2"):
+            gone = call.paths[0]
+            unsynced = {p for p in unsynced if p != gone and not p.startswith(gone + "/")}
+            changed(os.path.dirname(gone))
+            for target in call.paths[1:]:
+                changed(target)
+        elif call.writes:
+            changed(call.paths[0])
+    assert not unsynced, f"not fsynced before the copy went into place: {sorted(unsynced)[:10]}"
+    assert folder_fsynced(calls[into_place].paths[1], into_place, pointer), "no folder fsync after the rename"
+    tmp = calls[pointer].paths[0]
+    assert any(c.call == "fsync" and c.paths == (tmp,) for c in calls[into_place:pointer]), "pointer not fsynced"
+    assert folder_fsynced(calls[pointer].paths[1], pointer, len(calls)), "no folder fsync after the pointer"
 
 
 async def test_a_generation_that_loaded_at_a_later_start_lets_the_previous_one_go(copy_of_built: Path) -> None:

@@ -48,6 +48,8 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
         "FASTMCP_PORT",
         "LOG_LEVEL",
         "MCP_ALLOWED_HOSTS",
+        "QDRANT_EMBEDDED_FSYNC",
+        "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS",
     ]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -61,6 +63,15 @@ def test_defaults_match_the_official_server(env: pytest.MonkeyPatch) -> None:
     assert settings.transport == "stdio" and settings.host == "127.0.0.1" and settings.port == 8000
     storage = select_storage(settings)
     assert isinstance(storage.backend, EdgeBackend) and storage.backend.root == default_local_path()
+    assert storage.backend.config.fsync == "always"  # a write is acknowledged once it is durable
+
+
+def test_interval_durability_is_asked_for_by_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("QDRANT_EMBEDDED_FSYNC", "interval")
+    env.setenv("QDRANT_EMBEDDED_FSYNC_INTERVAL_MS", "250")
+    backend = select_storage(Settings()).backend
+    assert isinstance(backend, EdgeBackend)
+    assert (backend.config.fsync, backend.config.fsync_interval_s) == ("interval", 0.25)
 
 
 def test_downloaded_models_survive_a_reboot(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -167,6 +178,8 @@ def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_TRACES_EXPORTER": "otlp"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
         ({"MCP_TRANSPORT": "streamable-http", "MCP_HOST": "0.0.0.0"}, "MCP_ALLOW_UNAUTHENTICATED"),
         ({"MCP_MAX_SESSIONS": "0"}, "MCP_MAX_SESSIONS"),
+        ({"QDRANT_EMBEDDED_FSYNC": "never"}, "QDRANT_EMBEDDED_FSYNC"),
+        ({"QDRANT_EMBEDDED_FSYNC_INTERVAL_MS": "0"}, "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"),
     ],
 )
 def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: dict[str, str], named: str) -> None:

@@ -63,10 +63,13 @@ def select_storage(settings: Settings) -> Storage:
 
     A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
     or by this server's earlier releases) keeps being served as it is, with a warning that
-    names the migration command: it is never ignored or overwritten.
+    names the migration command: it is never ignored or overwritten. One an in-place
+    migration left unfinished is not served at all (ServiceError naming the command that
+    finishes it).
     """
     from .backends.edge import EdgeBackend, EmbeddedConfig
     from .backends.root import folder_kind
+    from .migrate import interrupted_migration
 
     remote = RemoteConfig(
         url=settings.qdrant_url if settings.qdrant_url != ":memory:" else None,
@@ -80,9 +83,15 @@ def select_storage(settings: Settings) -> Storage:
     if settings.qdrant_url == ":memory:":
         return Storage(EdgeBackend(EmbeddedConfig.in_memory()), None)
     path = settings.qdrant_local_path or default_local_path()
+    unfinished = interrupted_migration(path)
+    if unfinished is not None:
+        raise ServiceError(unfinished)
     if folder_kind(path) == "local-mode":
         return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)
-    return Storage(EdgeBackend(EmbeddedConfig(path)), None)
+    config = EmbeddedConfig(
+        path, fsync=settings.embedded_fsync, fsync_interval_s=settings.embedded_fsync_interval_ms / 1000
+    )
+    return Storage(EdgeBackend(config), None)
 
 
 class StartGate(ServerMiddleware[Any]):
@@ -132,6 +141,7 @@ class Application:
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
                 storage_conditions=lambda: [condition.kind for condition in self.backend.conditions()],
+                disk_space=self.backend.disk_space,
             )
         )
         self.mcp.middleware.append(StartGate(self))
@@ -203,5 +213,5 @@ class Application:
             paths = frozenset({settings.path})
         if settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
-        self.requests = RequestTracker(app, paths)
+        self.requests = RequestTracker(app, paths, settings.max_streams_per_client)
         return self.requests

@@ -19,6 +19,12 @@ class QdrantRejected(ServiceError):
     """Qdrant refused the request; retrying the same request cannot help."""
 
 
+class DiskFull(ServiceError):
+    """The data folder's disk is (nearly) full: writes are refused, reads go on; retry once space is freed."""
+
+    retryable = True
+
+
 class CollectionNotFound(ServiceError):
     pass
 

@@ -15,6 +15,7 @@ from mcp.server import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .backends import DiskSpace
 from .errors import ServiceError
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def register_health(mcp: MCPServer, application: Application) -> None:
         except TimeoutError:
             return answer("unavailable", 503, reason="Qdrant did not answer in time")
         conditions = application.backend.conditions()
+        space = application.backend.disk_space()
         return answer(
             "ready",
             200,
@@ -68,6 +70,17 @@ def register_health(mcp: MCPServer, application: Application) -> None:
             qdrant=application.backend.description,
             search="hybrid" if application.settings.hybrid_search else "dense",
             **({"storage": "qdrant-client local mode: migrate it"} if application.legacy_local_mode else {}),
+            **({"disk": disk_details(space)} if space is not None else {}),
             # Still ready (the rest is served), but something needs attention.
             **({"conditions": [asdict(c) for c in conditions]} if conditions else {}),
         )
+
+
+def disk_details(space: DiskSpace) -> dict[str, Any]:
+    """The embedded engine's disk: writes are refused below min_free_bytes (the condition says why)."""
+    return {
+        "path": str(space.path),
+        "free_bytes": space.free_bytes,
+        "min_free_bytes": space.min_free_bytes,
+        "writes": "accepted" if space.writable else "refused",
+    }

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     write_consistency_factor: int | None = Field(
         None, validation_alias=_env("QDRANT_WRITE_CONSISTENCY_FACTOR"), ge=1, le=64
     )
+    # Embedded engine: when a write is acknowledged. always: once its WAL record is fsynced (a power cut
+    # loses nothing acknowledged); interval: at once, the WAL fsynced at most this many ms later.
+    embedded_fsync: Literal["always", "interval"] = Field("always", validation_alias=_env("QDRANT_EMBEDDED_FSYNC"))
+    embedded_fsync_interval_ms: int = Field(
+        1000, validation_alias=_env("QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"), ge=10, le=60_000
+    )
     # Dense + BM25 fused by reciprocal rank fusion; off by default for drop-in compatibility.
     hybrid_search: bool = Field(False, validation_alias=_env("QDRANT_HYBRID_SEARCH"))
 
@@ -143,11 +149,14 @@ class Settings(BaseSettings):
     auth_token_file: Path | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN_FILE"))
     # Serving without a token on an address other hosts can reach must be asked for by name.
     allow_unauthenticated: bool = Field(False, validation_alias=_env("MCP_ALLOW_UNAUTHENTICATED"))
-    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap.
+    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap (idle: no call
+    # in flight; an event stream held open does not count).
     max_sessions: int = Field(256, validation_alias=_env("MCP_MAX_SESSIONS"), ge=1, le=100_000)
     session_idle_timeout: float = Field(600, validation_alias=_env("MCP_SESSION_IDLE_TIMEOUT"), gt=0, le=86_400)
     # Open HTTP connections (and requests) at once; more get 503 at once.
     max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
+    # Event streams one client address holds open at once (each keeps a connection); more get 429.
+    max_streams_per_client: int = Field(16, validation_alias=_env("MCP_MAX_STREAMS_PER_CLIENT"), ge=1, le=100_000)
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

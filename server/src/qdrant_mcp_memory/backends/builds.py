@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from . import StorageCondition, checkpoints, files, generations, optimize
+from . import StorageCondition, checkpoints, diskspace, files, generations, optimize
 from .edge_types import first_line
 from .generations import EngineRunner, LiveCollection
 
@@ -114,7 +114,7 @@ class IndexBuilds:
     async def _build(self, collection: LiveCollection) -> None:
         live = collection.shard_path
         needed = SPACE_FACTOR * await anyio.to_thread.run_sync(files.allocated_bytes, live) + SPACE_MARGIN
-        free = await anyio.to_thread.run_sync(files.free_bytes, collection.folder)
+        free = await anyio.to_thread.run_sync(diskspace.free_bytes, collection.folder)
         if free < needed:
             raise BuildSkipped(f"not enough free disk space: it needs {needed >> 20} MiB, {free >> 20} MiB are free")
         building = generations.build_folder(collection)

@@ -43,11 +43,14 @@ from . import (
     ScoredPoint,
     Search,
     StorageCondition,
+    diskspace,
     generations,
     point_id_of,
     root,
 )
 from .builds import IndexBuilds
+from .diskspace import DiskSpace
+from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
 from .edge_types import first_line, from_record, render_filter
 from .generations import LiveCollection
 from .root import collection_folder
@@ -74,9 +77,12 @@ _SCHEMA_NAMES = {"Keyword": "keyword", "Integer": "integer", "Float": "float", "
 @dataclass(frozen=True)
 class EmbeddedConfig:
     path: Path
-    # `:memory:`: a folder of its own under `path` (default: the system's temporary folder),
-    # made when the engine opens and removed when it closes.
+    # `:memory:`: a folder of its own under `path` (default: the system's temporary folder), made
+    # when the engine opens and removed when it closes (nothing is synced: no write outlives it).
     temporary: bool = False
+    # When a write is acknowledged: once its WAL record is synced, or at once with a sync every interval.
+    fsync: FsyncMode = "always"
+    fsync_interval_s: float = DEFAULT_INTERVAL_S
     # Seconds before a failed index build is tried again (doubling with each failure in a row).
     build_retry_s: float = 60.0
 
@@ -96,6 +102,8 @@ class EdgeBackend:
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
         self._builds = IndexBuilds(self._run, config.build_retry_s)
+        self._space = self._watermark()
+        self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property
     def description(self) -> str:
@@ -121,18 +129,25 @@ class EdgeBackend:
                     tasks.cancel_scope.cancel()  # an index build in progress is abandoned (its copy removed)
         finally:
             self._tasks = None
+            self._log_syncs.clear()  # each synced what waited for it before its task group ended
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._close_all)
 
     def _open_root(self) -> None:
         if self.config.temporary:
             self.root = root.make_temporary(self.config.path)
+            self._space = self._watermark()
         try:
-            self._opened = root.open_root(self.root)
+            self._opened = root.open_root(self.root, before_loading=self._space.make_room_to_load)
         except BaseException:
             self._remove_if_temporary()
             raise
         self._collections = self._opened.collections
+
+    def _watermark(self) -> diskspace.Watermark:
+        return diskspace.Watermark(
+            self.root, lambda: [c.shard_path for c in self._collections.values()], reserve=not self.config.temporary
+        )
 
     def _close_all(self) -> None:
         if self._opened is not None:
@@ -151,8 +166,10 @@ class EdgeBackend:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
 
     def conditions(self) -> list[StorageCondition]:
+        space = self.disk_space()
         unloadable = self._opened.unloadable.values() if self._opened is not None else ()
         return [
+            *([StorageCondition("disk-full", space.refusal())] if space is not None and not space.writable else []),
             *(StorageCondition("collection-unloadable", problem.reason, problem.name) for problem in unloadable),
             *(
                 StorageCondition("collection-fell-back", collection.fell_back, collection.name)
@@ -161,6 +178,14 @@ class EdgeBackend:
             ),
             *self._builds.conditions(),
         ]
+
+    def disk_space(self) -> DiskSpace | None:
+        if self._tasks is None:
+            return None
+        try:
+            return self._space.read()
+        except OSError:  # the folder went away under the server: /readyz and the writes say so
+            return None
 
     async def list_collections(self) -> list[str]:
         await self.ping()
@@ -266,6 +291,7 @@ class EdgeBackend:
                 else None,
             )
 
+            await self._run(self._space.check)
             self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
@@ -304,15 +330,36 @@ class EdgeBackend:
         await self._write(collection, qe.UpdateOperation.delete_points_by_filter(rendered), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
+        """Apply a write when the disk has room for it, and return once it is acknowledged (durability.py)."""
         found = self._get(collection)
         async with found.write_lock:
-            await self._run(found.shard.update, operation)
+            await self._run(self._apply, found, operation)
+            log_sync = self._log_sync(found)
+            pending = log_sync.written() if log_sync is not None else None
             if found.replay is not None:
                 found.replay.append(operation)
         found.writes += max(count, 1)
         self._maintain(found)
+        if pending is not None:
+            await pending.durable()
 
-    # -- maintenance after writes: flush, and index builds in a child process -------------------
+    def _apply(self, collection: LiveCollection, operation: qe.UpdateOperation) -> None:
+        """In the engine thread, so no other write of this process comes between the check and the write."""
+        self._space.check()
+        collection.shard.update(operation)
+
+    def _log_sync(self, collection: LiveCollection) -> WalSync | None:
+        """The collection's WAL syncer (None for a temporary folder, which no write outlives)."""
+        if self.config.temporary or self._tasks is None:
+            return None
+        found = self._log_syncs.get(collection)
+        if found is None:
+            found = self._log_syncs[collection] = WalSync(
+                lambda: collection.shard_path / "wal", self.config.fsync, self.config.fsync_interval_s, self._tasks
+            )
+        return found
+
+    # -- maintenance after writes: flush the segments, and index builds in a child process ------
 
     def _maintain(self, collection: LiveCollection) -> None:
         if self._tasks is not None and not collection.maintaining:

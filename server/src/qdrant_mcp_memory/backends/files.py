@@ -3,7 +3,7 @@
 Every change that must survive a crash is written, fsynced, and made visible by a rename
 whose folder is fsynced too: a power cut leaves the old state or the new one. Copies keep
 sparse files sparse (the engine's WAL and memory-mapped files are mostly holes: a full copy
-would allocate every hole), and the free space a copy needs is checked before it starts.
+would allocate every hole).
 """
 
 from __future__ import annotations
@@ -155,9 +155,3 @@ def allocated_bytes(path: Path) -> int:
             except FileNotFoundError:
                 continue
     return total
-
-
-def free_bytes(path: Path) -> int:
-    """Bytes an unprivileged process may still write on the filesystem holding `path`."""
-    stats = os.statvfs(path)
-    return stats.f_bavail * stats.f_frsize

@@ -33,7 +33,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import QdrantUnavailable
-from . import checkpoints, files
+from . import checkpoints, diskspace, files
 from .edge_types import first_line
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def load(folder: Path) -> LiveCollection | None:
     if pointer is None:
         return None
     name, generation, previous = pointer
+    _ensure_loadable(folder, generation)
     try:
         shard = _open(folder, generation)
     except Exception as exc:
@@ -152,6 +153,7 @@ async def switch(collection: LiveCollection, built: Path, run: EngineRunner) -> 
             if target.exists():  # left by a switch that failed: no pointer names it
                 files.remove_tree(target)
             files.rename(built, target)
+            diskspace.ensure_loadable(target)
             shard = qe.EdgeShard.load(str(target))
             opened.append(shard)
             for operation in replay:
@@ -205,9 +207,18 @@ def _open(folder: Path, generation: int) -> qe.EdgeShard:
     return qe.EdgeShard.load(str(folder / f"gen-{generation}"))
 
 
+def _ensure_loadable(folder: Path, generation: int) -> None:
+    """A load that cannot fit on the disk (tmpfs) would die of SIGBUS: that is the disk's state, not
+    a damaged generation, so it stops the start (diskspace.ensure_loadable) instead of a fall-back."""
+    path = folder / f"gen-{generation}"
+    if path.is_dir():
+        diskspace.ensure_loadable(path)
+
+
 def _fall_back(folder: Path, name: str, newest: int, previous: int, reason: str) -> LiveCollection:
     """Serve the previous generation; the newest is set aside (renamed, kept) for inspection. The
     pointer must say so before any write reaches it, or a later start would serve the newest again."""
+    _ensure_loadable(folder, previous)
     try:
         shard = _open(folder, previous)
     except Exception as exc:

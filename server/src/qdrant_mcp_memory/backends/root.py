@@ -2,6 +2,7 @@
 
     qdrant-mcp-memory.json          marks the folder as this engine's ({"format": ..., "version": 1})
     .lock                           held while a server has the folder open (one process at a time)
+    .disk-reserve                   8 MiB given up to open the collections on a full disk (diskspace.py)
     collections/<slug>-<hash>/      one folder a collection (its generations: generations.py)
 
 A collection's folder name derives from a hash of its exact name, so `..`, separators, NUL
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -82,8 +84,9 @@ class OpenRoot:
         os.close(self.lock)
 
 
-def open_root(path: Path) -> OpenRoot:
-    """Take the folder (one process at a time), check or write its marker, load every collection."""
+def open_root(path: Path, before_loading: Callable[[], None]) -> OpenRoot:
+    """Take the folder (one process at a time), check or write its marker, then (after
+    `before_loading`: making room on a full disk) load every collection."""
     kind = folder_kind(path)
     if kind == "local-mode":
         raise ServiceError(f"{path} holds qdrant-client local-mode data; run `qdrant-mcp-memory migrate` to move it")
@@ -102,6 +105,7 @@ def open_root(path: Path) -> OpenRoot:
             if found.get("format") != FORMAT or found.get("version") != FORMAT_VERSION:
                 raise ServiceError(f"{marker} describes {found}, which this release cannot open")
         (path / "collections").mkdir(exist_ok=True)
+        before_loading()
         for folder in sorted((path / "collections").iterdir()):
             _load(root, folder)
     except BaseException:
@@ -133,6 +137,8 @@ def _load(root: OpenRoot, folder: Path) -> None:
         collection = generations.load(folder)
     except Unloadable as exc:
         root.unloadable[folder] = exc
+    except ServiceError:  # the disk cannot hold a load: the start stops with the reason
+        raise
     except Exception as exc:  # whatever it is, the other collections are served
         root.unloadable[folder] = Unloadable(folder.name, f"{type(exc).__name__}: {exc}")
     else:

@@ -20,6 +20,7 @@ from opentelemetry.util.types import AttributeValue
 from ..backends import (
     Backend,
     CollectionSchema,
+    DiskSpace,
     FieldType,
     NewCollection,
     Page,
@@ -139,6 +140,9 @@ class ObservedBackend:
 
     def conditions(self) -> list[StorageCondition]:
         return self.backend.conditions()
+
+    def disk_space(self) -> DiskSpace | None:
+        return self.backend.disk_space()
 
     async def list_collections(self) -> list[str]:
         with self._operation("get_collections", None) as operation:

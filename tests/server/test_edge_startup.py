@@ -67,6 +67,7 @@ async def test_a_collection_that_does_not_load_and_a_failed_build_are_reported_a
             if sample.name == "qdrant_mcp_storage_conditions"
         }
         assert gauge == {
+            "disk-full": 0,
             "collection-unloadable": 1,
             "collection-fell-back": 0,
             "index-build-failed": 1,

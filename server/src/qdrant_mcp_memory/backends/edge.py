@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,7 +32,6 @@ from anyio.abc import TaskGroup
 from .. import filters as f
 from ..errors import CollectionNotFound, QdrantRejected, QdrantUnavailable, ServiceError
 from . import (
-    RRF_K,
     CollectionSchema,
     DenseVector,
     FieldType,
@@ -51,7 +50,7 @@ from . import (
 from .builds import IndexBuilds
 from .diskspace import DiskSpace
 from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
-from .edge_types import first_line, from_record, render_filter
+from .edge_types import first_line, from_record, query_request, render_filter
 from .generations import LiveCollection
 from .root import collection_folder
 
@@ -213,44 +212,8 @@ class EdgeBackend:
         )
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]:
-        import qdrant_edge as qe
-
         found = self._get(collection)
-        query_filter = render_filter(search.filter)
-        params = qe.SearchParams(hnsw_ef=SEARCH_EF)
-        if search.sparse is None or search.sparse_name is None:
-            request = qe.QueryRequest(
-                limit=search.limit,
-                query=qe.Query.Nearest(search.dense, using=search.dense_name),
-                filter=query_filter,
-                score_threshold=search.score_threshold,
-                with_payload=True,
-                params=params,
-            )
-        else:
-            sparse = qe.SparseVector(indices=search.sparse.indices, values=search.sparse.values)
-            request = qe.QueryRequest(
-                limit=search.limit,
-                prefetches=[
-                    qe.Prefetch(
-                        query=qe.Query.Nearest(search.dense, using=search.dense_name),
-                        limit=search.candidates,
-                        filter=query_filter,
-                        score_threshold=search.score_threshold,
-                        params=params,
-                    ),
-                    qe.Prefetch(
-                        query=qe.Query.Nearest(sparse, using=search.sparse_name),
-                        limit=search.candidates,
-                        filter=query_filter,
-                    ),
-                ],
-                # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
-                query=cast("qe.Fusion", qe.Fusion.Rrf(k=RRF_K)),
-                filter=query_filter,
-                with_payload=True,
-            )
-        points = await self._run(found.shard.query, request)
+        points = await self._run(found.shard.query, query_request(search, SEARCH_EF))
         return [ScoredPoint(point_id_of(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
     async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:

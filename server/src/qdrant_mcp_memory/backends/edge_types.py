@@ -1,4 +1,4 @@
-"""The seam's filters and points in Qdrant Edge's types; the engine's records and errors back in the seam's."""
+"""The seam's filters, points and searches in Qdrant Edge's types; its records and errors in the seam's."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import filters as f
 from ..errors import QdrantRejected
-from . import Point, SparseVector, dense_of, point_id_of
+from . import RRF_K, Point, Search, SparseVector, dense_of, point_id_of
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -81,6 +81,46 @@ def _render(flt: f.Filter) -> qe.Filter:
         should=conditions(flt.should),
         must_not=conditions(flt.must_not),
         min_should=min_should,
+    )
+
+
+def query_request(search: Search, hnsw_ef: int) -> qe.QueryRequest:
+    """A search in the engine's terms: nearest dense neighbours, or with a sparse query too, the
+    two rankings fused by reciprocal rank fusion (RRF_K, as Qdrant's server fuses)."""
+    import qdrant_edge as qe
+
+    query_filter = render_filter(search.filter)
+    params = qe.SearchParams(hnsw_ef=hnsw_ef)
+    if search.sparse is None or search.sparse_name is None:
+        return qe.QueryRequest(
+            limit=search.limit,
+            query=qe.Query.Nearest(search.dense, using=search.dense_name),
+            filter=query_filter,
+            score_threshold=search.score_threshold,
+            with_payload=True,
+            params=params,
+        )
+    sparse = qe.SparseVector(indices=search.sparse.indices, values=search.sparse.values)
+    return qe.QueryRequest(
+        limit=search.limit,
+        prefetches=[
+            qe.Prefetch(
+                query=qe.Query.Nearest(search.dense, using=search.dense_name),
+                limit=search.candidates,
+                filter=query_filter,
+                score_threshold=search.score_threshold,
+                params=params,
+            ),
+            qe.Prefetch(
+                query=qe.Query.Nearest(sparse, using=search.sparse_name),
+                limit=search.candidates,
+                filter=query_filter,
+            ),
+        ],
+        # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
+        query=cast("qe.Fusion", qe.Fusion.Rrf(k=RRF_K)),
+        filter=query_filter,
+        with_payload=True,
     )
 
 

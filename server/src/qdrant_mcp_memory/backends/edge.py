@@ -101,7 +101,7 @@ class EdgeBackend:
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
         self._builds = IndexBuilds(self._run, config.build_retry_s)
-        self._space = self._watermark()
+        self._space = self._watermark()  # a temporary root gets its own once it exists
         self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property

@@ -8,11 +8,9 @@ embedding service that is down does not hold the start; calls that need it fail 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -63,7 +61,8 @@ class Storage:
 
 
 def select_storage(settings: Settings) -> Storage:
-    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary directory).
+    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary folder,
+    made once the engine opens).
 
     A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
     or by this server's earlier releases) keeps being served as it is, with a warning that
@@ -71,7 +70,8 @@ def select_storage(settings: Settings) -> Storage:
     migration left unfinished is not served at all (ServiceError naming the command that
     finishes it).
     """
-    from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
+    from .backends.edge import EdgeBackend, EmbeddedConfig
+    from .backends.root import folder_kind
     from .migrate import interrupted_migration
 
     remote = RemoteConfig(
@@ -84,8 +84,7 @@ def select_storage(settings: Settings) -> Storage:
     if remote.url:
         return Storage(RemoteBackend(remote), remote.url)
     if settings.qdrant_url == ":memory:":
-        folder = Path(tempfile.mkdtemp(prefix="qdrant-mcp-memory-"))
-        return Storage(EdgeBackend(EmbeddedConfig(folder, temporary=True)), None)
+        return Storage(EdgeBackend(EmbeddedConfig.in_memory()), None)
     path = settings.qdrant_local_path or default_local_path()
     unfinished = interrupted_migration(path)
     if unfinished is not None:
@@ -184,6 +183,7 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                storage_conditions=lambda: [condition.kind for condition in self.backend.conditions()],
                 disk_space=self.backend.disk_space,
             )
         )

@@ -1,5 +1,5 @@
 """Helpers of the embedded engine's fault tests: folders with data in them, the build's named
-steps (qdrant_mcp_memory.backends.checkpoints), small filesystems, and reading a folder back.
+steps (qdrant_mcp_memory.backends.checkpoints), and reading a folder back.
 
 Data is written through the engine's own backend in-process (random unit vectors: building
 an index needs ~8 000 points, which the real model would take minutes to embed here), in
@@ -9,20 +9,12 @@ the layout the server reads: the named vector `fast-all-minilm-l6-v2`, payload
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import numpy
-import pytest
 
 from qdrant_mcp_memory.backends import DenseVector, NewCollection, Point, PointId
 from qdrant_mcp_memory.backends.checkpoints import STEPS_ENV
@@ -128,32 +120,6 @@ class Steps:
             path.unlink()
 
 
-@contextlib.contextmanager
-def small_filesystem(path: Path, size_mib: int) -> Iterator[Path]:
-    """A tmpfs of `size_mib` at `path` (root only: as root, permissions do not stop writes, a full disk does)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
-
-
-def fill(path: Path) -> Path:
-    """Write a file at `path` until its filesystem has no space left; remove it to free the space."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (1 << 20, 4096):  # megabytes, then the last pages
-            with contextlib.suppress(OSError):
-                while os.write(descriptor, b"\xa5" * size) == size:
-                    pass
-    finally:
-        os.close(descriptor)
-    return path
-
-
 def process_gone(pid: int, timeout: float = 10) -> bool:
     """Whether `pid` ends (or is a zombie) within `timeout`."""
     deadline = time.monotonic() + timeout
@@ -166,45 +132,3 @@ def process_gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-@dataclass(frozen=True)
-class FileCall:
-    """One file-system call a traced process made: what, on which paths, and whether it may write."""
-
-    call: str
-    paths: tuple[str, ...]
-    writes: bool = False
-
-
-TRACED_CALLS = "openat,fsync,fdatasync,rename,renameat,renameat2,mkdir,mkdirat,unlink,unlinkat,rmdir"
-_CALL = re.compile(r"^\d+\s+(?P<call>\w+)\((?P<args>.*)$")
-# A path argument: a quoted name, after the folder descriptor it is relative to (`7</a/b>, "c"`).
-_PATH_ARGUMENT = re.compile(r'(?:(?:\d+|AT_FDCWD)(?:<(?P<folder>[^>]*)>)?,\s*)?"(?P<name>(?:[^"\\]|\\.)*)"')
-_DESCRIPTOR_PATH = re.compile(r"^(?:\d+|AT_FDCWD)<(?P<path>[^>]*)>")
-
-
-def trace_files(argv: list[str], output: Path, timeout: float = 600) -> list[FileCall]:
-    """Run `argv` under `strace -f` (its children too) and return its file-system calls in order.
-
-    strace is a test dependency (scripts/strace installs it): a test that needs it fails without it.
-    """
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.fail("strace is missing: scripts/strace installs it (scripts/test runs it)")
-    options = ["-f", "-y", "-qq", "-s", "4096", "--seccomp-bpf", "-o", str(output), "-e", f"trace={TRACED_CALLS}"]
-    subprocess.run([strace, *options, *argv], check=True, timeout=timeout)
-    calls = []
-    for line in output.read_text().splitlines():
-        found = _CALL.match(line)
-        if found is None or " = -1 " in line:  # a resumed line, or a call that failed
-            continue
-        call, args = found["call"], found["args"]
-        if call in ("fsync", "fdatasync"):
-            descriptor = _DESCRIPTOR_PATH.match(args)
-            calls.append(FileCall(call, (descriptor["path"],) if descriptor else ()))
-        else:
-            writes = call != "openat" or any(flag in args for flag in ("O_WRONLY", "O_RDWR", "O_CREAT"))
-            paths = tuple(os.path.join(m["folder"] or "", m["name"]) for m in _PATH_ARGUMENT.finditer(args))
-            calls.append(FileCall(call, paths, writes))
-    return calls

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import VECTOR
+from store_engines import VECTOR
 
 from qdrant_mcp_memory.backends import DenseVector, NewCollection, Point, Search
 from qdrant_mcp_memory.backends.edge import OPTIMIZE_AT_UNINDEXED, EdgeBackend, EmbeddedConfig

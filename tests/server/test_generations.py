@@ -20,12 +20,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import pytest
+from small_disk import fill, small_filesystem
 from storage_faults import (
     BUILD_SIZE,
     DIMENSION,
     VECTOR,
     Steps,
-    fill,
     generations,
     reopened,
     seed,
@@ -33,9 +33,8 @@ from storage_faults import (
     seed_folder,
     seed_payload,
     seeded_points,
-    small_filesystem,
-    trace_files,
 )
+from syscalls import trace_files
 
 from qdrant_mcp_memory.backends import DenseVector, NewCollection, Search, files
 from qdrant_mcp_memory.backends.builds import RETRY_CAP_S, retry_delay
@@ -191,7 +190,7 @@ def test_the_back_off_doubles_up_to_a_cap() -> None:
 async def test_a_build_that_would_not_fit_is_skipped_with_a_reason(
     tmp_path: Path, steps: Steps, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with small_filesystem(tmp_path / "disk", 112) as disk, caplog.at_level(logging.WARNING):
+    with small_filesystem(tmp_path / "disk", 150) as disk, caplog.at_level(logging.WARNING):
         folder = disk / "data"
         async with (backend := EdgeBackend(EmbeddedConfig(folder))).running():
             await seed(backend, NOTES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,7 +113,7 @@ def copy_of_built(built: Built, tmp_path: Path) -> Path:
 
 
 async def test_a_pointer_that_cannot_be_written_keeps_the_old_generation_live(tmp_path: Path, steps: Steps) -> None:
-    with small_filesystem(tmp_path / "disk", 256) as disk:
+    with small_filesystem(tmp_path / "disk", 256, inodes=4096) as disk:
         folder = disk / "data"
         steps.hold("replayed")  # the new generation is open and holds every write; the pointer is next
         async with (backend := EdgeBackend(EmbeddedConfig(folder))).running():
@@ -125,7 +126,7 @@ async def test_a_pointer_that_cannot_be_written_keeps_the_old_generation_live(tm
 
             await anyio.to_thread.run_sync(fill_the_disk_at_the_pointer)
             await eventually(lambda: "index-build-failed" in kinds(backend))
-            (disk / "filler").unlink()
+            shutil.rmtree(disk / "filler")
             assert "No space left on device" in backend.conditions()[0].detail
             assert pointer(folder) == {"name": NOTES, "generation": 1}
             assert generations(folder) == ["gen-1"]  # the new generation is gone, its copy too
@@ -158,7 +159,7 @@ async def test_a_build_whose_child_cannot_start_is_reported_and_retried_later(
 
 
 async def test_a_disk_that_fills_during_the_copy_fails_the_build_not_the_server(tmp_path: Path, steps: Steps) -> None:
-    with small_filesystem(tmp_path / "disk", 256) as disk:
+    with small_filesystem(tmp_path / "disk", 256, inodes=4096) as disk:
         folder = disk / "data"
         steps.hold("copying")
         async with (backend := EdgeBackend(EmbeddedConfig(folder, build_retry_s=6))).running():
@@ -171,7 +172,7 @@ async def test_a_disk_that_fills_during_the_copy_fails_the_build_not_the_server(
 
             await anyio.to_thread.run_sync(fill_the_disk_during_the_copy)
             await eventually(lambda: "index-build-failed" in kinds(backend))
-            (disk / "filler").unlink()
+            shutil.rmtree(disk / "filler")
             assert generations(folder) == ["gen-1"]  # the partial copy was removed
             steps.clear()
             # New writes and a pause: no second attempt (a second full copy) before the back-off ends.

@@ -35,6 +35,8 @@ MODERN_META = {
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 CORPUS_PATH = Path(__file__).with_name("bad_tool_calls.json")
+# The collection every corpus case aims at (bad_tool_calls.json's "collection").
+CORPUS_COLLECTION = "reliability"
 
 
 def dumps(value: Any) -> str:

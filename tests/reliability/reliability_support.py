@@ -381,7 +381,7 @@ def has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-INTERNAL_ERROR = -32603
+PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
 # The unknown-argument refusal ends by listing every parameter the tool takes: naming one there
 # says nothing about which argument was wrong.
 ACCEPTED_LIST = re.compile(r"\(it takes: [^)]*\)")
@@ -402,7 +402,10 @@ def reply_problems(reply: Reply) -> list[str]:
     if not reply.is_jsonrpc:
         return [f"not a JSON-RPC response: {reply.describe()}"]
     problems = []
-    if reply.payload["id"] != reply.request_id:
+    # JSON-RPC 2.0 answers null when the request's id could not be read (a parse error, an
+    # invalid request such as a body past the size limit, which the server does not read).
+    unread = reply.payload["id"] is None and (reply.error or {}).get("code") in (PARSE_ERROR, INVALID_REQUEST)
+    if reply.payload["id"] != reply.request_id and not unread:
         problems.append(f"answered id {reply.payload['id']!r}, not the request's {reply.request_id!r}")
     if reply.error is not None and reply.error.get("code") == INTERNAL_ERROR:
         problems.append(f"an internal error (-32603) is not a clear refusal: {reply.describe()}")

@@ -199,7 +199,7 @@ class Application:
                 session_idle_timeout=None,  # SessionLimiter expires idle sessions (and evicts at the cap)
             )
             self.sessions = SessionLimiter(app, settings.path, settings.max_sessions, settings.session_idle_timeout)
-            app = RequestGuard(self.sessions, settings.path)
+            app = RequestGuard(self.sessions, settings.path, settings.body_timeout)
             paths = frozenset({settings.path})
         if settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     session_idle_timeout: float = Field(600, validation_alias=_env("MCP_SESSION_IDLE_TIMEOUT"), gt=0, le=86_400)
     # Open HTTP connections (and requests) at once; more get 503 at once.
     max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
+    # Seconds a request's headers may take from their first byte (else the connection is closed),
+    # and a POST's body once the headers are in (else 408): slow clients cannot hold connections.
+    header_timeout: float = Field(10, validation_alias=_env("MCP_HEADER_TIMEOUT"), gt=0, le=3600)
+    body_timeout: float = Field(30, validation_alias=_env("MCP_BODY_TIMEOUT"), gt=0, le=3600)
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

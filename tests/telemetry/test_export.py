@@ -14,6 +14,7 @@ import pytest
 from mcp.client import Client
 from otlp import Receiver
 
+from qdrant_mcp_memory.telemetry.instruments import MAX_COLLECTION_VALUES
 from support import ServerProcess, spawn_server
 
 pytestmark = pytest.mark.anyio
@@ -83,6 +84,31 @@ async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, 
     # and the stdout JSON log line of the same call names the same trace
     stdout_calls = [json.loads(line) for line in server.log().splitlines() if '"tool call"' in line]
     assert find.trace_id.hex() in {line.get("trace_id") for line in stdout_calls}
+
+
+async def test_collection_names_past_the_bound_are_exported_as_other(receiver: Receiver, tmp_path: Path) -> None:
+    """More collections than MAX_COLLECTION_VALUES, each made by a store: the exported metrics name the first
+    ones seen, at most that many, and the rest are `_OTHER` (clients cannot make unbounded time series)."""
+    server = spawn_server(
+        tmp_path, {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "60000"}
+    )
+    try:
+        async with Client(server.mcp_url) as client:
+            for i in range(MAX_COLLECTION_VALUES + 5):
+                note = {"information": "one note", "collection_name": f"many-{i}"}
+                assert not (await client.call_tool("qdrant-store", note)).is_error
+    finally:
+        # Shutdown exports the metrics; it flushes and closes every collection first (slow on a busy machine).
+        assert server.terminate(timeout=120) == 0
+    for name in ("db.client.operation.duration", "qdrant_mcp.points.stored"):
+        collections = {
+            attributes(point.attributes).get("db.collection.name")
+            for metric in receiver.metrics()
+            if metric.name == name
+            for point in getattr(metric, metric.WhichOneof("data")).data_points
+        } - {None}  # an operation on no collection (a ping) names none
+        assert len(collections - {"_OTHER"}) == MAX_COLLECTION_VALUES and "_OTHER" in collections, (name, collections)
+        assert "many-0" in collections and f"many-{MAX_COLLECTION_VALUES}" not in collections, name
 
 
 def test_telemetry_off_starts_nothing_and_prints_nothing(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -24,7 +25,7 @@ def test_secret_files_are_private_and_kept(tmp_path: Path) -> None:
     for name, path in files.items():
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, name
         values[name] = path.read_text().strip()
-        assert len(values[name]) == 64 and int(values[name], 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", values[name]), f"{name}: not 64 lowercase hex digits"
     assert len(set(values.values())) == len(NAMES)
     (folder / "mcp_auth_token").write_text("chosen-by-the-user-0123456789\n")
     os.chmod(folder, 0o755)  # noqa: S103  # loosened on purpose: the script must make it private again

@@ -3,7 +3,8 @@
 Static checks (collector/Prometheus/Tempo/Loki/Grafana files, dashboards against compose.yaml)
 need nothing but the repo. The live checks need:
 
-* Debian's Prometheus 2.42 (`prometheus`, `promtool` on PATH): run `scripts/prometheus`.
+* Prometheus 3 (`prometheus`, `promtool` on PATH): `eval "$(scripts/prometheus)"` (Debian
+  testing's packages, unpacked into the cache folder).
 * The offline embedding model: `FASTEMBED_CACHE_PATH` pointing at a fastembed cache
   (CI builds it before pytest; see the README). The root conftest's `offline_model` checks it.
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from otlp import Receiver
 
 from support import compose_layers, free_port, spawn_server, wait_for
 
@@ -31,6 +34,7 @@ from obs_support import (
     SCRAPE_INTERVAL_S,
     SERVICE_NAME,
     Prometheus,
+    compose_default,
     finite_values,
     http_get,
     require_binary,
@@ -129,3 +133,54 @@ def live(tmp_path_factory) -> LiveStack:
         stop(prom_proc)
         code = server.terminate()
     assert code == 0, f"server exit code {code} on SIGTERM:\n{server.log()}"
+
+
+# ----------------------------------------------------------------------------- the OTLP path
+
+
+@dataclasses.dataclass
+class OtlpExport:
+    metrics: list  # ExportMetricsServiceRequest, in arrival order
+    traces: list  # ExportTraceServiceRequest
+
+
+@pytest.fixture(scope="session")
+def otlp_export(tmp_path_factory, compose) -> OtlpExport:
+    """What the real server sends over OTLP/HTTP, which the collector forwards unchanged to
+    Prometheus 3 and Tempo: compose's service name and resource attributes, one wave of traffic."""
+    server_env = compose["services"]["mcp-server"]["environment"]
+    receiver = Receiver()
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    tmp = tmp_path_factory.mktemp("otlp")
+    env = {
+        "OTEL_SERVICE_NAME": compose_default(server_env["OTEL_SERVICE_NAME"]),
+        "OTEL_RESOURCE_ATTRIBUTES": compose_default(server_env["OTEL_RESOURCE_ATTRIBUTES"]),
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    for key in (
+        "QDRANT_API_KEY",
+        "QDRANT_API_KEY_FILE",
+        "COLLECTION_NAME",
+        "MCP_AUTH_TOKEN",
+        "MCP_AUTH_TOKEN_FILE",
+        "OTEL_CONFIG_FILE",
+        "OTEL_SDK_DISABLED",
+    ):
+        env[key] = None
+    server = spawn_server(tmp, env, wait=None)
+    try:
+        wait_for(server, "/readyz", timeout=90)
+        asyncio.run(traffic(server.mcp_url, 1))
+    finally:
+        stop(server.process)  # SIGTERM: the server flushes its telemetry on shutdown
+        receiver.shutdown()
+        receiver.server_close()
+    export = OtlpExport(receiver.received["/v1/metrics"], receiver.received["/v1/traces"])
+    assert export.metrics and export.traces, "no OTLP metrics or traces received"
+    return export

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,9 +37,14 @@ def load_yaml(path: Path) -> dict:
 
 
 def require_binary(name: str) -> str:
+    """Path of `prometheus` or `promtool`, which must be 3.x (the stack pins Prometheus 3)."""
     path = shutil.which(name)
     if not path:
-        pytest.fail(f"`{name}` not on PATH: run scripts/prometheus (installs Debian's prometheus package)")
+        pytest.fail(f'`{name}` not on PATH: eval "$(scripts/prometheus)"')
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    major = re.search(r"version (\d+)\.", version.stdout + version.stderr)
+    if not major or int(major.group(1)) < 3:
+        pytest.fail(f'{path} is not Prometheus 3 ({version.stdout.strip()!r}): eval "$(scripts/prometheus)"')
     return path
 
 
@@ -112,13 +120,18 @@ def finite_values(series: list[dict]) -> list[float]:
     return out
 
 
-def start_prometheus(tmp: Path, scrape_targets: dict[str, str]) -> tuple[subprocess.Popen, Prometheus, Path]:
+def start_prometheus(
+    tmp: Path, scrape_targets: dict[str, str], honor_labels: bool = False
+) -> tuple[subprocess.Popen, Prometheus, Path]:
+    """A real Prometheus scraping `scrape_targets` (job -> host:port) every second; with
+    honor_labels the targets' own job and instance labels are kept."""
     binary = require_binary("prometheus")
     port = free_port()
     config = {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": "15s"},
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in scrape_targets.items()
+            {"job_name": job, "honor_labels": honor_labels, "static_configs": [{"targets": [target]}]}
+            for job, target in scrape_targets.items()
         ],
     }
     cfg = tmp / "prometheus.yml"
@@ -141,6 +154,147 @@ def start_prometheus(tmp: Path, scrape_targets: dict[str, str]) -> tuple[subproc
     prom = Prometheus(f"http://127.0.0.1:{port}")
     wait_until(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, 30, "Prometheus /-/ready", proc, log)
     return proc, prom, log
+
+
+def compose_default(value: str) -> str:
+    """Compose interpolation with an empty environment: ${X:-d} / ${X-d} -> d, ${X} -> ''."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
+# ----------------------------------------------------------------------------- OTLP into Prometheus
+#
+# Debian's Prometheus builds have no OTLP receiver, so the tests store what the pinned v3.14.0's
+# receiver would store and let a real Prometheus scrape it (honor_labels keeps job and instance).
+# The rules, from storage/remote/otlptranslator/prometheusremotewrite at v3.14.0:
+# metrics_to_prw.go setResourceContext (job = service.namespace + "/" + service.name, or the name
+# alone; instance = service.instance.id; promote_resource_attributes as sanitised labels) and
+# helper.go createAttributes (data point attributes first, a promoted attribute only where no
+# data point attribute set that label, then job and instance over everything). Names follow
+# otlp_translated_name; with cumulative temporality the latest point of a series is its value.
+
+
+def _otlp_value(value) -> str:
+    kind = value.WhichOneof("value")
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    return str(getattr(value, kind)) if kind else ""
+
+
+def _go_float(bound: float) -> str:
+    text = repr(float(bound))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def prometheus_samples_from_otlp(requests: list, otlp_config: dict) -> dict[tuple[str, frozenset], float]:
+    """(series name, labels) -> value, as Prometheus v3.14.0 stores these OTLP export requests."""
+    promote = set(otlp_config.get("promote_resource_attributes") or [])
+    out: dict[tuple[str, frozenset], float] = {}
+    for request in requests:
+        for rm in request.resource_metrics:
+            resource = {a.key: _otlp_value(a.value) for a in rm.resource.attributes}
+            promoted = {otlp_translated_label(k): v for k, v in resource.items() if k in promote}
+            identity = {}
+            if "service.name" in resource:
+                namespace = resource.get("service.namespace")
+                identity["job"] = f"{namespace}/{resource['service.name']}" if namespace else resource["service.name"]
+            if "service.instance.id" in resource:
+                identity["instance"] = resource["service.instance.id"]
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    if kind == "histogram":
+                        points, prom_kind = m.histogram.data_points, "histogram"
+                    elif kind == "sum":
+                        points, prom_kind = m.sum.data_points, "counter" if m.sum.is_monotonic else "gauge"
+                    elif kind == "gauge":
+                        points, prom_kind = m.gauge.data_points, "gauge"
+                    else:
+                        continue  # exponential histograms and summaries: the server sends none
+                    name = otlp_translated_name(m.name, m.unit, prom_kind)
+                    for point in points:
+                        labels = {otlp_translated_label(a.key): _otlp_value(a.value) for a in point.attributes}
+                        labels = {**{k: v for k, v in promoted.items() if not labels.get(k)}, **labels, **identity}
+                        if prom_kind != "histogram":
+                            value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+                            out[(name, frozenset(labels.items()))] = float(value)
+                            continue
+                        cumulative = 0
+                        bounds = [*map(_go_float, point.explicit_bounds), "+Inf"]
+                        for le, count in zip(bounds, point.bucket_counts, strict=True):
+                            cumulative += count
+                            out[(name + "_bucket", frozenset({**labels, "le": le}.items()))] = float(cumulative)
+                        out[(name + "_sum", frozenset(labels.items()))] = point.sum
+                        out[(name + "_count", frozenset(labels.items()))] = float(point.count)
+    return out
+
+
+def exposition(samples: dict[tuple[str, frozenset], float]) -> str:
+    """Prometheus text format of (name, labels) -> value."""
+
+    def escape(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    lines = []
+    for (name, labels), value in sorted(samples.items(), key=lambda item: (item[0][0], sorted(item[0][1]))):
+        matchers = ",".join(f'{k}="{escape(v)}"' for k, v in sorted(labels))
+        lines.append(f"{name}{{{matchers}}} {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+class ExpositionServer(ThreadingHTTPServer):
+    """Serves a fixed exposition text at /metrics on loopback."""
+
+    def __init__(self, text: str) -> None:
+        body = text.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+# ----------------------------------------------------------------------------- Grafana's trace links
+
+
+def grafana_provisioned(value: str) -> str:
+    """A provisioning file's string as Grafana reads it: `$$` is its escape for `$`."""
+    assert not re.search(r"\$\{?[A-Za-z_]", value.replace("$$", "")), f"Grafana would interpolate {value!r}"
+    return value.replace("$$", "$")
+
+
+def traces_to_metrics_queries(options: dict, resource: dict[str, str], span: dict[str, str]) -> list[tuple[str, str]]:
+    """(link name, PromQL) of every trace-to-metrics link Grafana offers on a span, as
+    public/app/features/explore/TraceView/createSpanLink.tsx buildMetricsQuery makes it: each
+    configured tag the span has (resource attributes first, then span attributes) becomes
+    `value="<attribute value>"` (`key` when no value is given), joined by ", ", in place of
+    every $__tags; without tags the query is left as it is."""
+    tags = options.get("tags") or []
+    span_tags = [*resource.items(), *span.items()]
+    out = []
+    for query in options["queries"]:
+        expr = grafana_provisioned(query["query"])
+        if tags and "$__tags" in expr:
+            labels = []
+            for tag in tags:
+                value = next((v for k, v in span_tags if k == tag["key"]), None)
+                if value:
+                    labels.append(f'{tag.get("value") or tag["key"]}="{value}"')
+            expr = expr.replace("$__tags", ", ".join(labels))
+        out.append((query["name"], expr))
+    return out
 
 
 # ----------------------------------------------------------------------------- traffic
@@ -287,12 +441,14 @@ def expected_series_names() -> dict[str, set[str]]:
 
 
 # Server instruments that exist only when something happened or exists (same tuple shape as
-# SERVER_INSTRUMENTS): a counter's first refusal, a cgroup memory limit. The dashboard's Health
-# row and the alert rules use them; test_dashboards.py requires data from a panel query as soon
-# as the live server exports every metric it uses.
+# SERVER_INSTRUMENTS): a counter's first refusal, a cgroup memory limit, the embedded engine's
+# disk. The dashboard's Health row and the alert rules use them; test_dashboards.py requires data
+# from a panel query as soon as the live server exports every metric it uses.
 CONDITIONAL_SERVER_INSTRUMENTS = [
     ("qdrant_mcp.embedding.rejected", "{call}", "counter", ()),  # calls refused because the queue was full
     ("qdrant_mcp.memory.limit", "By", "gauge", ()),  # cgroup memory limit; absent when unlimited
+    ("qdrant_mcp.disk.free", "By", "gauge", ()),  # the embedded engine's disk; absent with a Qdrant server
+    ("qdrant_mcp.disk.min_free", "By", "gauge", ()),  # writes are refused below it
 ]
 
 
@@ -390,6 +546,142 @@ QDRANT_METRICS = {
     for h in ("rest_responses_duration_seconds", "grpc_responses_duration_seconds")
     for s in ("bucket", "sum", "count")
 }
+
+
+# ----------------------------------------------------------------------------- Qdrant's traffic
+
+
+@dataclasses.dataclass(frozen=True)
+class QdrantCall:
+    api: str  # "rest" or "grpc"
+    endpoint: str  # as Qdrant labels it: REST "METHOD /route/{pattern}", gRPC "/package.Service/Method"
+    status: int  # HTTP status, or gRPC status code
+
+
+# The calls tests/stack/test_upstream_stack.py makes the real Qdrant v1.19.0 serve (its traffic
+# fixture checks each status it gets against this). Qdrant's /metrics report responses per
+# (endpoint, status) it has served, for whitelisted endpoints only, with timings for REST only at
+# status 200 (src/common/metrics.rs: REST_ENDPOINT_WHITELIST, GRPC_ENDPOINT_WHITELIST,
+# REST_TIMINGS_FOR_STATUS, WebApiTelemetry/GrpcTelemetry::add_metrics). The telemetry middleware
+# wraps the API-key check (src/actix/mod.rs, src/tonic/mod.rs), so refused calls are counted.
+UPSTREAM_QDRANT_CALLS = {
+    "qdrant-store": QdrantCall("rest", "PUT /collections/{collection_name}/points", 200),  # the server's upsert
+    "qdrant-find": QdrantCall("rest", "POST /collections/{collection_name}/points/query", 200),
+    "gRPC count": QdrantCall("grpc", "/qdrant.Points/Count", 0),
+    # Deliberate failures, for the dashboard's failure panels:
+    "REST count without a key": QdrantCall("rest", "POST /collections/{collection_name}/points/count", 401),
+    "gRPC count without a key": QdrantCall("grpc", "/qdrant.Points/Count", 16),  # UNAUTHENTICATED
+}
+
+# From src/common/metrics.rs at v1.19.0: the endpoints whose responses /metrics reports.
+QDRANT_REST_WHITELIST = {
+    f"/collections/{{collection_name}}/{path}"
+    for path in (
+        "index",
+        "points",
+        "points/batch",
+        "points/count",
+        "points/delete",
+        "points/discover",
+        "points/discover/batch",
+        "points/facet",
+        "points/payload",
+        "points/payload/clear",
+        "points/payload/delete",
+        "points/query",
+        "points/query/batch",
+        "points/query/groups",
+        "points/recommend",
+        "points/recommend/batch",
+        "points/recommend/groups",
+        "points/scroll",
+        "points/search",
+        "points/search/batch",
+        "points/search/groups",
+        "points/search/matrix/offsets",
+        "points/search/matrix/pairs",
+        "points/vectors",
+        "points/vectors/delete",
+        "vectors/{vector_name}",
+    )
+}
+QDRANT_GRPC_WHITELIST = {
+    f"/qdrant.Points/{method}"
+    for method in (
+        "ClearPayload",
+        "Count",
+        "CreateVectorName",
+        "Delete",
+        "DeletePayload",
+        "DeleteVectorName",
+        "Discover",
+        "DiscoverBatch",
+        "Facet",
+        "Get",
+        "OverwritePayload",
+        "Query",
+        "QueryBatch",
+        "QueryGroups",
+        "Recommend",
+        "RecommendBatch",
+        "RecommendGroups",
+        "Scroll",
+        "Search",
+        "SearchBatch",
+        "SearchGroups",
+        "SetPayload",
+        "UpdateBatch",
+        "UpdateVectors",
+        "Upsert",
+    )
+}
+
+# Qdrant series that do not depend on the calls: always there (app, memory, process), or once
+# the job's collection exists (qdrant-store creates it).
+QDRANT_STATE_METRICS = {
+    "app_info",
+    "collections_total",
+    "collections_vector_total",
+    "collection_points",
+    "collection_vectors",
+    "collection_running_optimizations",
+    "collection_update_queue_length",
+    "memory_active_bytes",
+    "memory_allocated_bytes",
+    "memory_resident_bytes",
+    "memory_retained_bytes",
+    "process_threads",
+    "process_open_fds",
+    "process_open_mmaps",
+}
+
+
+def qdrant_response_samples(calls) -> dict[tuple[str, frozenset], float]:
+    """The rest_responses_* / grpc_responses_* series Qdrant v1.19.0 reports after `calls`
+    (OperationDurationMetricsBuilder: a total per endpoint and status; avg/min/max and the
+    duration histogram only with timings), the durations 1 ms."""
+    out: dict[tuple[str, frozenset], float] = {}
+    for call in calls:
+        if call.api == "rest":
+            method, route = call.endpoint.split(" ", 1)
+            if route not in QDRANT_REST_WHITELIST:
+                continue
+            labels, timings = {"method": method, "endpoint": route, "status": str(call.status)}, call.status == 200
+        else:
+            if call.endpoint not in QDRANT_GRPC_WHITELIST:
+                continue
+            labels, timings = {"endpoint": call.endpoint, "status": str(call.status)}, True
+        prefix, key = f"{call.api}_responses", frozenset(labels.items())
+        out[(f"{prefix}_total", key)] = out.get((f"{prefix}_total", key), 0.0) + 1
+        if timings:
+            for stat in ("avg", "min", "max"):
+                out[(f"{prefix}_{stat}_duration_seconds", key)] = 0.001
+            for le in ("0.001", "+Inf"):
+                bucket = (f"{prefix}_duration_seconds_bucket", frozenset({**labels, "le": le}.items()))
+                out[bucket] = out.get(bucket, 0.0) + 1
+            out[(f"{prefix}_duration_seconds_count", key)] = out[(f"{prefix}_total", key)]
+            out[(f"{prefix}_duration_seconds_sum", key)] = out[(f"{prefix}_total", key)] * 0.001
+    return out
 
 
 # ----------------------------------------------------------------------------- dashboards

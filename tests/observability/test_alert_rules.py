@@ -1,4 +1,4 @@
-"""Prometheus alerting rules (otel/prometheus/rules/): valid for promtool 2.42, unit-tested with
+"""Prometheus alerting rules (otel/prometheus/rules/): valid for promtool 3, unit-tested with
 `promtool test rules` (a firing and a quiet case for every alert), shaped for the people who
 get them, built from known metric names, loaded by prometheus.yaml and mounted by compose; their
 expressions evaluate against a real Prometheus holding the real server's metrics; Grafana
@@ -80,6 +80,8 @@ def test_expected_alerts_exist():
         "McpEmbeddingCallsRejected",
         "McpMemoryNearLimit",
         "McpSessionsNearLimit",
+        "McpDiskWritesRefused",
+        "McpDiskNearlyFull",
         "OtelCollectorDown",
         "OtelCollectorRefusingData",
         "OtelCollectorExportFailing",
@@ -111,7 +113,7 @@ def test_alert_shape(alert):
         assert "$value" in ann["summary"] + ann["description"], "say the value"
     path, _, anchor = ann.get("runbook_url", "").partition("#")
     assert path == "README.md" and anchor in _readme_anchors(), f"runbook_url {ann.get('runbook_url')!r}"
-    # Prometheus 2.42's promtool must accept the rules: no 3.x-only rule fields.
+    # The rule fields every Prometheus 3 accepts (the pinned 3.14 and the tests' Debian 3.5).
     assert set(alert) <= {"alert", "expr", "for", "labels", "annotations"}, set(alert)
 
 
@@ -131,7 +133,12 @@ def test_alert_uses_known_series(alert):
 
 def test_conditional_instrument_names():
     # The server instruments that appear only once something happened, as the rules use them.
-    assert conditional_series_names() == {"qdrant_mcp_embedding_rejected_total", "qdrant_mcp_memory_limit_bytes"}
+    assert conditional_series_names() == {
+        "qdrant_mcp_embedding_rejected_total",
+        "qdrant_mcp_memory_limit_bytes",
+        "qdrant_mcp_disk_free_bytes",
+        "qdrant_mcp_disk_min_free_bytes",
+    }
 
 
 # ----------------------------------------------------------------------------- wiring

@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-from obs_support import OTEL, REPO, load_yaml
+from obs_support import GRAFANA, OTEL, REPO, compose_default, load_yaml
 
 CONFIG = OTEL / "collector" / "config.yaml"
 SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
@@ -21,7 +21,11 @@ DEPRECATED = {
         "loki": "otlp_http (Loki native OTLP)",
         "spanmetrics": "span_metrics connector",
     },
-    "processors": {"resourcedetection": "resource_detection", "spanmetrics": "span_metrics connector"},
+    "processors": {
+        "resourcedetection": "resource_detection",
+        "spanmetrics": "span_metrics connector",
+        "batch": "the exporters' sending_queue.batch (the processor is deprecated from 0.160)",
+    },
     "connectors": {"spanmetrics": "span_metrics"},
     "receivers": {"hostmetrics": "host_metrics"},
     "extensions": {},
@@ -83,6 +87,77 @@ def test_no_deprecated_component_names(cfg):
     text = CONFIG.read_text()
     for old in ("otlphttp", "resourcedetection", "spanmetrics", "logging:"):
         assert old not in re.sub(r"#.*", "", text), f"deprecated name {old!r} in {CONFIG.name}"
+
+
+# exporterhelper's queue and batch settings, read at collector core v0.159.0 (the newest source
+# here; the image is 0.161.0): exporter/exporterhelper/internal/queue_sender.go
+# NewDefaultQueueConfig (the defaults) and internal/queuebatch/config.go (the keys, Validate).
+QUEUE_DEFAULTS = {"sizer": "requests", "queue_size": 1000, "num_consumers": 10}
+QUEUE_KEYS = {"enabled", "wait_for_result", "sizer", "queue_size", "block_on_overflow", "storage", "num_consumers"}
+BATCH_DEFAULTS = {"flush_timeout": "200ms", "sizer": "items", "min_size": 8192, "max_size": 0}
+BATCH_KEYS = {"flush_timeout", "sizer", "min_size", "max_size", "partition"}
+
+
+def _go_duration_s(value: str) -> float:
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"not a Go duration: {value!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _queue_problems(queue: dict) -> list[str]:
+    """What exporterhelper would reject (Config.Validate, BatchConfig.Validate) or ignore."""
+    batch = queue.get("batch")
+    if not isinstance(batch, dict):
+        return ["no sending_queue.batch: the exporter sends every incoming request on its own"]
+    problems = [f"unknown sending_queue key {k}" for k in sorted(set(queue) - QUEUE_KEYS - {"batch"})]
+    problems += [f"unknown batch key {k}" for k in sorted(set(batch) - BATCH_KEYS)]
+    q = {**QUEUE_DEFAULTS, **{k: v for k, v in queue.items() if k != "batch"}}
+    # Unmarshal: an explicit queue sizer is inherited by a batch that sets none.
+    b = {**BATCH_DEFAULTS, **({"sizer": queue["sizer"]} if "sizer" in queue else {}), **batch}
+    if queue.get("enabled") is False:
+        problems.append("sending_queue disabled: no batching")
+    if q["num_consumers"] <= 0 or q["queue_size"] <= 0:
+        problems.append("num_consumers and queue_size must be positive")
+    if b["sizer"] not in ("items", "bytes"):
+        problems.append(f"batch supports only the items or bytes sizer, not {b['sizer']!r}")
+    if _go_duration_s(str(b["flush_timeout"])) <= 0:
+        problems.append("flush_timeout must be positive")
+    if b["min_size"] < 0 or b["max_size"] < 0 or (b["max_size"] and b["max_size"] < b["min_size"]):
+        problems.append(f"min_size {b['min_size']} / max_size {b['max_size']} are inconsistent")
+    if b["sizer"] == q["sizer"] and b["min_size"] > q["queue_size"]:
+        problems.append("min_size must not exceed queue_size")
+    return problems
+
+
+def test_exporters_batch_in_their_queue_instead_of_the_batch_processor(cfg):
+    """The batch processor is deprecated from 0.160 and leaves the default image later (the
+    collector's batching-migration RFC); every exporter batches in its sending_queue instead."""
+    processors = {ctype(p) for p in cfg.get("processors") or {}}
+    assert "batch" not in processors
+    exporters = {e for p in cfg["service"]["pipelines"].values() for e in p["exporters"]}
+    for name in sorted(exporters):
+        problems = _queue_problems(cfg["exporters"][name].get("sending_queue") or {})
+        assert not problems, f"{name}: {problems}"
+
+
+def test_queue_check_rejects_what_exporterhelper_rejects():
+    assert _queue_problems({"batch": {}}) == []
+    assert _queue_problems({}), "no batch section"
+    assert _queue_problems({"sizer": "requests", "batch": {"sizer": "requests"}}), "requests sizer"
+    assert _queue_problems({"sizer": "items", "queue_size": 100, "batch": {"min_size": 200}}), "min > queue"
+    assert _queue_problems({"batch": {"flush_timeout": "0s"}}), "zero timeout"
+    assert _queue_problems({"batch": {"send_batch_size": 10}}), "a batch-processor key"
+
+
+def test_the_collector_does_not_stamp_its_host_on_forwarded_telemetry(cfg):
+    """Resource detectors describe the machine the collector runs on. Every pipeline forwards
+    other processes' telemetry (the server's, Qdrant's), whose resource is theirs to set: a
+    `system` (or docker, cloud) detector would give them the collector container's host.name."""
+    for name, conf in (cfg.get("processors") or {}).items():
+        if ctype(name) in ("resource_detection", "resourcedetection"):
+            host_detectors = set((conf or {}).get("detectors", [])) - {"env"}
+            assert not host_detectors, f"{name}: detectors {sorted(host_detectors)} describe the collector's host"
 
 
 def test_pipelines_route_signals_to_the_right_backend(cfg):
@@ -162,11 +237,6 @@ def _mounts(service: dict, compose: dict) -> dict[str, str]:
     return {k: str((REPO / v).resolve().relative_to(REPO)) if v.startswith(".") else v for k, v in out.items()}
 
 
-def _interpolate_defaults(value: str) -> str:
-    """Compose interpolation with an empty environment: ${X:-d} / ${X-d} -> d, ${X} -> ''."""
-    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
-
-
 def _secret_names(service: dict) -> set[str]:
     return {s if isinstance(s, str) else s.get("target", s["source"]) for s in service.get("secrets", []) or []}
 
@@ -214,6 +284,32 @@ def test_compose_mounts_our_files(compose):
     assert got.get("/var/lib/grafana/dashboards") == "grafana/dashboards", got
 
 
+def _container_path(host_file: str, compose: dict) -> str | None:
+    """Where compose mounts a repository file (itself or a folder holding it), if anywhere."""
+    for service in compose["services"].values():
+        for target, source in _mounts(service, compose).items():
+            if host_file == source or host_file.startswith(source + "/"):
+                return target + host_file[len(source) :]
+    return None
+
+
+def test_header_comments_name_the_path_compose_mounts_them_at(compose):
+    """Where a config file's header says the file is mounted, compose mounts it there."""
+    claims = {}
+    for path in sorted([*OTEL.rglob("*.yaml"), *(GRAFANA / "provisioning").rglob("*.yaml")]):
+        header = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line.lstrip("# "))
+        for stated in re.findall(r"mounted at\s+(/[\w./-]*\.ya?ml)\b", " ".join(header), re.IGNORECASE):
+            claims[str(path.relative_to(REPO))] = stated
+    assert len(claims) >= 3, claims  # the collector's, Prometheus' and Loki's headers say it
+    wrong = {f: (stated, _container_path(f, compose)) for f, stated in claims.items()}
+    wrong = {f: pair for f, pair in wrong.items() if pair[0] != pair[1]}
+    assert not wrong, f"header says / compose mounts: {wrong}"
+
+
 def test_compose_collector_has_only_the_read_only_qdrant_key(compose):
     assert _secret_names(compose["services"]["otel-collector"]) == {"qdrant_read_only_api_key"}
 
@@ -242,7 +338,7 @@ def test_mcp_server_sends_otlp_to_the_collector(compose):
     env = compose["services"]["mcp-server"].get("environment", {}) or {}
     if isinstance(env, list):
         env = dict(e.split("=", 1) for e in env if "=" in e)
-    env = {k: _interpolate_defaults(str(v)) for k, v in env.items()}
+    env = {k: compose_default(str(v)) for k, v in env.items()}
     endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     assert urlparse(endpoint).hostname == "otel-collector", f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r}"
     assert urlparse(endpoint).port in (4317, 4318)

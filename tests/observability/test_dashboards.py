@@ -3,8 +3,10 @@ names from the contracts, and (MCP server dashboard) every query returns real da
 Prometheus that scraped the real server after real tool calls.
 
 Qdrant dashboard: no Qdrant server runs in this suite (the MCP server uses in-memory Qdrant,
-which has no /metrics), so its panels are only checked to parse and to use metric names from
-Qdrant's documented /metrics set. They get data in the compose stack.
+which has no /metrics), so its panels are checked to parse, to use metric names from Qdrant's
+documented /metrics set, and to get data from the response series the upstream job's own calls
+leave in Qdrant v1.19.0's /metrics (a real Prometheus scrapes them as v1.19.0 reports them). They
+get real data in the compose stack.
 
 MCP server dashboard, Health row: its panels may also use series that this suite cannot
 produce: the collector's own metrics, Prometheus' ALERTS, and the server instruments that exist
@@ -22,18 +24,26 @@ from obs_support import (
     ALERT_SERIES,
     PROVISIONED_UIDS,
     QDRANT_METRICS,
+    QDRANT_STATE_METRICS,
     SERVICE_NAME,
+    UPSTREAM_QDRANT_CALLS,
+    ExpositionServer,
     all_panels,
     collector_series_names,
     conditional_series_names,
     expected_series_names,
+    exposition,
     finite_values,
     load_dashboards,
     prometheus_targets,
     promql_metric_names,
+    qdrant_response_samples,
     row_title,
+    start_prometheus,
+    stop,
     substitute,
     variable_values,
+    wait_until,
 )
 
 DASHBOARDS = load_dashboards()
@@ -179,6 +189,37 @@ def test_qdrant_dashboard_uses_documented_qdrant_metrics():
         "app_info",
     ):
         assert needed in seen, f"Qdrant dashboard should show {needed}"
+
+
+def test_qdrant_queries_the_upstream_job_asserts_get_data_from_its_own_traffic(tmp_path):
+    """tests/stack/test_upstream_stack.py requires data from every Qdrant dashboard query after
+    its own traffic (obs_support.UPSTREAM_QDRANT_CALLS). The response series those calls leave
+    in Qdrant v1.19.0's /metrics, scraped by a real Prometheus, must answer every query on
+    them (a failure panel needs a failed call); the other queries use series that do not
+    depend on the calls (obs_support.QDRANT_STATE_METRICS)."""
+    queries = prometheus_targets(DASHBOARDS[QDRANT])  # substituted as the upstream test does
+    traffic_queries = []
+    for title, expr, _ in queries:
+        names = promql_metric_names(expr)
+        driven = {n for n in names if n.startswith(("rest_responses_", "grpc_responses_"))}
+        assert driven or names <= QDRANT_STATE_METRICS, f"{title}: {sorted(names - QDRANT_STATE_METRICS)}"
+        assert not driven or driven == names, f"{title}: mixes call-driven and state series: {expr}"
+        if driven:
+            traffic_queries.append((title, expr))
+    assert any("status" in expr for _, expr in traffic_queries), "no failure panel to tie to a failed call"
+    samples = qdrant_response_samples(UPSTREAM_QDRANT_CALLS.values())
+    server = ExpositionServer(exposition(samples))
+    proc, prom, log = start_prometheus(tmp_path, {"qdrant": server.target})
+    try:
+        # rate() over the dashboards' 1m window needs two scrapes.
+        scraped = "max(count_over_time(rest_responses_total[1m]))"
+        wait_until(lambda: (finite_values(prom.series(scraped)) or [0])[0] >= 2, 30, "two scrapes", proc, log)
+        empty = [f"{title}: {expr}" for title, expr in traffic_queries if not prom.series(expr)]
+    finally:
+        stop(proc)
+        server.shutdown()
+        server.server_close()
+    assert not empty, "no data after the upstream job's calls:\n" + "\n".join(empty)
 
 
 def test_mcp_dashboard_links_to_traces_and_logs():

@@ -4,25 +4,15 @@ and the running server must export them."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
-import pytest
 from obs_support import (
     CONDITIONAL_SERVER_INSTRUMENTS,
     SERVER_INSTRUMENTS,
-    SERVICE_NAME,
     expected_series_names,
     http_get,
     otlp_translated_label,
     otlp_translated_name,
-    stop,
-    traffic,
 )
-from otlp import Receiver
 from prometheus_client.parser import text_string_to_metric_families
-
-from support import spawn_server, wait_for
 
 
 def test_translator_port_matches_documented_examples():
@@ -122,46 +112,6 @@ def test_running_server_exports_the_contract(live):
 # ----------------------------------------------------------------------------- the real OTLP path
 
 
-@pytest.fixture(scope="module")
-def otlp_metrics(tmp_path_factory) -> list:
-    """The server's metrics as it sends them over OTLP/HTTP (what the collector forwards to
-    Prometheus 3), after the same kind of traffic as the live fixture."""
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-    thread.start()
-    tmp = tmp_path_factory.mktemp("otlp")
-    env = {
-        "OTEL_SERVICE_NAME": SERVICE_NAME,
-        "OTEL_METRICS_EXPORTER": "otlp",
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-    }
-    for key in (
-        "QDRANT_API_KEY",
-        "QDRANT_API_KEY_FILE",
-        "COLLECTION_NAME",
-        "MCP_AUTH_TOKEN",
-        "MCP_AUTH_TOKEN_FILE",
-        "OTEL_CONFIG_FILE",
-        "OTEL_SDK_DISABLED",
-    ):
-        env[key] = None
-    server = spawn_server(tmp, env, wait=None)
-    try:
-        wait_for(server, "/readyz", timeout=90)
-        asyncio.run(traffic(server.mcp_url, 1))
-    finally:
-        stop(server.process)  # SIGTERM: the server flushes its metrics on shutdown
-        receiver.shutdown()
-        receiver.server_close()
-    metrics = receiver.received["/v1/metrics"]
-    assert metrics, "no OTLP metrics received"
-    return metrics
-
-
 def _otlp_series(requests: list) -> tuple[dict[str, set[str]], list[str]]:
     """Prometheus 3 series names -> label names, by otlptranslator rules; plus problems."""
     from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
@@ -199,8 +149,8 @@ def _otlp_series(requests: list) -> tuple[dict[str, set[str]], list[str]]:
     return out, problems
 
 
-def test_otlp_path_and_exporter_path_give_identical_names(otlp_metrics, live):
-    otlp, problems = _otlp_series(otlp_metrics)
+def test_otlp_path_and_exporter_path_give_identical_names(otlp_export, live):
+    otlp, problems = _otlp_series(otlp_export.metrics)
     assert not problems, problems
     status, body = http_get(live.metrics_url)
     assert status == 200

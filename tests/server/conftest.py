@@ -21,7 +21,8 @@ import pytest
 from qdrant_mcp_memory.backends import Backend
 from qdrant_mcp_memory.backends.edge import EdgeBackend, EmbeddedConfig
 from qdrant_mcp_memory.backends.remote import RemoteBackend, RemoteConfig
-from qdrant_mcp_memory.embeddings import FastEmbedModel, Kind
+from qdrant_mcp_memory.embeddings import Kind
+from qdrant_mcp_memory.embeddings.fastembed import FastEmbedModel
 from qdrant_mcp_memory.scheduler import EmbeddingScheduler
 from qdrant_mcp_memory.settings import FilterableField
 from qdrant_mcp_memory.sparse import Bm25Encoder
@@ -52,17 +53,27 @@ class LoadedModel:
     def name(self) -> str:
         return self.model.name
 
-    def load(self) -> int:
+    @property
+    def description(self) -> str:
+        return self.model.description
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        return self.model.running()
+
+    async def load(self) -> int:
         return self.dimension
 
-    def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
-        return self.model.embed(kind, texts)
+    async def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
+        return await self.model.embed(kind, texts)
+
+    def embed_blocking(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
+        return self.model.embed_blocking(kind, texts)
 
 
 @pytest.fixture(scope="session")
 def model(offline_model: Path) -> LoadedModel:
     fastembed = FastEmbedModel(MODEL, offline_model)
-    return LoadedModel(fastembed, fastembed.load())
+    return LoadedModel(fastembed, fastembed.load_blocking())
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from stack_support import REPO, run
+
+from support import compose_layers
 
 pytestmark = pytest.mark.stack
 
@@ -132,13 +135,16 @@ def test_readonly_demo_policies(engine: None, env_file: Path, secrets_dir: Path)
     """compose.demo-readonly.yaml (docs/demo.md): read tools only, the token required, Qdrant's
     read-only key, Qdrant unpublished, the seeding job hardened and run to completion first."""
     services = _config(env_file, secrets_dir, "compose.yaml", "compose.demo-readonly.yaml")["services"]
-    server = services["mcp-server"]
-    env = server["environment"]
-    assert env["QDRANT_READ_ONLY"] == "true"
-    assert env["MCP_AUTH_TOKEN_FILE"] == "/run/secrets/mcp_auth_token" and env["MCP_ALLOW_UNAUTHENTICATED"] == "false"
-    assert env["QDRANT_API_KEY_FILE"] == "/run/secrets/qdrant_read_only_api_key"
-    assert {s["source"] for s in server["secrets"]} == {"qdrant_read_only_api_key", "mcp_auth_token"}
-    assert server["depends_on"]["demo-seed"]["condition"] == "service_completed_successfully"
+    for name in ("mcp-server", "demo-server"):  # demo-server: the demo profile's, read-only too
+        server = services[name]
+        env = server["environment"]
+        assert env["QDRANT_READ_ONLY"] == "true", name
+        assert env["MCP_AUTH_TOKEN_FILE"] == "/run/secrets/mcp_auth_token", name
+        assert env["MCP_ALLOW_UNAUTHENTICATED"] == "false", name
+        assert env["QDRANT_API_KEY_FILE"] == "/run/secrets/qdrant_read_only_api_key", name
+        assert env["COLLECTION_NAME"] == "demo-memories", name  # the demo's collection, never the user's
+        assert {s["source"] for s in server["secrets"]} == {"qdrant_read_only_api_key", "mcp_auth_token"}, name
+        assert server["depends_on"]["demo-seed"]["condition"] == "service_completed_successfully", name
     assert not services["qdrant"].get("ports")
     seed = services["demo-seed"]
     assert seed["read_only"] is True and seed["cap_drop"] == ["ALL"]
@@ -146,13 +152,29 @@ def test_readonly_demo_policies(engine: None, env_file: Path, secrets_dir: Path)
     assert seed["deploy"]["resources"]["limits"]["memory"] and seed["logging"]["options"]["max-size"]
     assert seed["environment"]["DEMO_MCP_COMMAND"].endswith("--transport stdio") and not seed.get("ports")
     assert seed.get("restart", "no") == "no"
+    assert seed["environment"]["COLLECTION_NAME"] == "demo-memories"
+
+
+def test_the_demo_talks_to_a_server_of_its_own(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """The demo's samples and notes go to DEMO_COLLECTION through demo-server (mcp-server hides
+    collection_name, so a client of it cannot choose); demo-server is mcp-server otherwise, unpublished."""
+    services = _config(env_file, secrets_dir, "compose.yaml")["services"]
+    server, demo_server = services["mcp-server"], services["demo-server"]
+    assert services["demo"]["environment"]["DEMO_MCP_URL"] == "http://demo-server:8000/mcp"
+    assert services["demo"]["depends_on"] == {"demo-server": {"condition": "service_healthy", "required": True}}
+    assert server["environment"]["COLLECTION_NAME"] == "memories"
+    changed = {"COLLECTION_NAME": "demo-memories", "MCP_ALLOWED_HOSTS": "demo-server:*"}
+    assert demo_server["environment"] == {**server["environment"], **changed}
+    assert demo_server["profiles"] == ["demo"] and not demo_server.get("ports") and not demo_server.get("build")
+    for key in ("image", "secrets", "group_add", "read_only", "cap_drop", "security_opt", "depends_on"):
+        assert demo_server.get(key) == server.get(key), key
 
 
 def test_lean_layer_is_qdrant_and_the_server_without_telemetry(engine: None, env_file: Path, secrets_dir: Path) -> None:
     """`docker compose -f compose.core.yaml up`: Qdrant + the server (and the opt-in profiles),
     nothing exporting to a collector that is not there; OTEL_SDK_DISABLED, when set, wins."""
     lean = _config(env_file, secrets_dir, "compose.core.yaml")
-    assert set(lean["services"]) == {"qdrant", "mcp-server", "demo", "inspector"}
+    assert set(lean["services"]) == {"qdrant", "mcp-server", "demo-server", "demo", "inspector"}
     assert lean["services"]["mcp-server"]["environment"]["OTEL_SDK_DISABLED"] == "true"
     assert set(lean["secrets"]) == {"qdrant_api_key", "qdrant_read_only_api_key", "mcp_auth_token", "build_ca"}
     forced = env_file.with_name("forced.env")
@@ -206,3 +228,25 @@ def test_scripts_up_links_the_dashboards_that_exist() -> None:
     linked = set(re.findall(r"/d/([\w-]+)", (REPO / "scripts" / "up").read_text()))
     uids = {json.loads(p.read_text())["uid"] for p in (REPO / "grafana" / "dashboards").glob("*.json")}
     assert linked and linked <= uids, f"scripts/up links {sorted(linked)}, dashboards are {sorted(uids)}"
+
+
+def test_the_standins_stand_in_for_the_pinned_images() -> None:
+    """Each stand-in image is tagged qdrant-mcp-standin/<the image compose.yaml pins>, in the files
+    that build them and in the files that swap them in: a new pin needs its stand-in (and its
+    entry in tests/stack/README.md) checked again."""
+    pinned = {name: service.get("image", "") for name, service in compose_layers()["services"].items()}
+    built = yaml.safe_load((REPO / "tests" / "stack" / "standins" / "compose.yaml").read_text())["services"]
+    swapped: dict[str, str] = {}
+    for layer in ("core", "observability"):
+        swapped |= {
+            name: service["image"]
+            for name, service in yaml.safe_load(
+                (REPO / "tests" / "stack" / f"compose.standins.{layer}.yaml").read_text()
+            )["services"].items()
+        }
+    upstream = {name for name, image in pinned.items() if image and not image.startswith("${MCP_IMAGE")}
+    assert set(built) == set(swapped) == upstream
+    readme = (REPO / "tests" / "stack" / "README.md").read_text()
+    for name in upstream:
+        assert built[name]["image"] == swapped[name] == f"qdrant-mcp-standin/{pinned[name]}", name
+        assert f"`{pinned[name]}`" in readme, f"tests/stack/README.md does not describe {pinned[name]}"

@@ -27,7 +27,10 @@ What is checked:
   * Grafana answers /api/health, keeps anonymous users out, lists the provisioned datasources
     (uids prometheus, tempo, loki), each of which passes Grafana's own health check, and the
     provisioned dashboards in their folder;
-  * every PromQL query of the Qdrant dashboard returns data from the collector's Qdrant scrape;
+  * Grafana's trace-to-metrics queries for the find call's span return its series;
+  * every PromQL query of the Qdrant dashboard returns data from the collector's Qdrant scrape,
+    after the calls obs_support.UPSTREAM_QDRANT_CALLS lists (a failed REST and a failed gRPC
+    call among them: Qdrant reports only the statuses it has served);
   * the server package's behavioural store suite (tests/server/test_store.py) passes against
     the real Qdrant (QDRANT_TEST_URL, the engine "qdrant-server").
 
@@ -58,7 +61,14 @@ from stack_support import HERE, RESULTS_DIR, RUN_ID, record, run
 from support import REPO, free_port
 
 sys.path.insert(0, str(REPO / "tests" / "observability"))
-from obs_support import GRAFANA, load_dashboards, prometheus_targets, promql_metric_names
+from obs_support import (
+    GRAFANA,
+    UPSTREAM_QDRANT_CALLS,
+    load_dashboards,
+    prometheus_targets,
+    promql_metric_names,
+    traces_to_metrics_queries,
+)
 
 MODE = os.environ.get("STACK_IMAGES", "")
 if MODE not in ("", "upstream"):
@@ -94,7 +104,6 @@ RULES_FILE = REPO / "otel" / "prometheus" / "rules" / "qdrant-mcp.rules.yaml"
 DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yaml"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "datasources.yaml"
 
-# Qdrant metrics the dashboard uses that the pinned qdrant/qdrant:v1.19.0 no longer exposes:
 T = TypeVar("T")
 
 
@@ -245,21 +254,37 @@ def traffic(stack: Stack) -> Traffic:
             f"{stack.url('mcp')}/mcp", stack.secret("mcp_auth_token"), text, f"00-{trace_id}-{parent_span}-01"
         )
     )
-    # One call over gRPC as well (the qdrant-client the server depends on): the Qdrant dashboard
-    # has gRPC panels, and Qdrant only reports endpoints that were called.
+    # The calls the Qdrant dashboard needs (obs_support.UPSTREAM_QDRANT_CALLS, where a static
+    # test ties every asserted query to them): Qdrant reports only the endpoints and statuses it
+    # has served, so the gRPC panels need a gRPC call and the failure panels a failed call.
+    calls = UPSTREAM_QDRANT_CALLS
+    refused = httpx.post(
+        f"{stack.url('qdrant')}/collections/{stack.collection}/points/count", json={"exact": True}, timeout=10
+    )
+    assert refused.status_code == calls["REST count without a key"].status, refused.text
+    assert _grpc_count(stack, stack.secret("qdrant_api_key")) == calls["gRPC count"].status
+    assert _grpc_count(stack, None) == calls["gRPC count without a key"].status
+    return Traffic(trace_id, started, text, tools, stored, found)
+
+
+def _grpc_count(stack: Stack, api_key: str | None) -> int:
+    """A Count over gRPC (the qdrant-client the server depends on); its gRPC status code."""
+    import grpc
     from qdrant_client import QdrantClient
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Api key is used with an insecure connection", category=UserWarning)
         client = QdrantClient(
             host="127.0.0.1", port=stack.ports["qdrant"], grpc_port=stack.ports["qdrant-grpc"], prefer_grpc=True,
-            https=False, api_key=stack.secret("qdrant_api_key"), check_compatibility=False, timeout=30,
+            https=False, api_key=api_key, check_compatibility=False, timeout=30,
         )  # fmt: skip
         try:
             client.count(stack.collection, exact=True)
+        except grpc.RpcError as exc:
+            return int(exc.code().value[0])
         finally:
             client.close()
-    return Traffic(trace_id, started, text, tools, stored, found)
+    return 0
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -444,6 +469,32 @@ def test_the_tool_call_metrics_reach_prometheus_over_otlp(stack: Stack, traffic:
         return calls
 
     wait_for(f"{expr} to count both calls", counted, TELEMETRY_TIMEOUT_S)
+
+
+def test_trace_to_metrics_links_find_the_find_calls_series(stack: Stack, traffic: Traffic) -> None:
+    """The queries Grafana's Tempo datasource builds for the find call's span (tracesToMetrics:
+    its tags are resource attributes, as Tempo returns them) return that tool's series."""
+    tempo, span = stack.backends["tempo"], "tools/call qdrant-find"
+
+    def resource() -> dict[str, Any]:
+        window = {"start": int(traffic.started) - 120, "end": int(time.time()) + 60}
+        response = httpx.get(f"{tempo}/api/v2/traces/{traffic.trace_id}", params=window, timeout=15)
+        assert response.status_code == 200, f"{response.status_code} {response.text[:300]}"
+        found = [attributes for name, attributes in _spans(response.json()) if name == span]
+        assert found, f"no {span} span in trace {traffic.trace_id}"
+        return found[0]
+
+    attributes = wait_for(f"the {span} span of trace {traffic.trace_id}", resource, TELEMETRY_TIMEOUT_S)
+    tempo_ds = next(d for d in yaml.safe_load(DATASOURCES.read_text())["datasources"] if d["uid"] == "tempo")
+    queries = traces_to_metrics_queries(tempo_ds["jsonData"]["tracesToMetrics"], attributes, {})
+    assert queries
+    for name, expr in queries:
+
+        def data(expr: str = expr, name: str = name) -> None:
+            series = _prometheus(stack, expr)
+            assert "qdrant-find" in {s["metric"].get("gen_ai_tool_name") for s in series}, f"{name}: {expr} -> {series}"
+
+        wait_for(f"data from {expr}", data, TELEMETRY_TIMEOUT_S)
 
 
 def test_the_collector_scrapes_qdrant(stack: Stack, traffic: Traffic) -> None:

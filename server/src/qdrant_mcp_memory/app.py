@@ -1,7 +1,8 @@
 """The composition root: settings -> embeddings -> store -> tools -> MCP server -> HTTP app.
 
 `Application` builds every layer once, hands each to telemetry to be observed, and owns
-readiness: tool calls wait until the model is loaded and the engine is open.
+readiness: tool calls wait until the engine is open and the model is loaded (a local one: an
+embedding service that is down does not hold the start; calls that need it fail with its reason).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ from . import __version__
 from .arguments import ArgumentGuard
 from .backends import Backend
 from .backends.remote import RemoteBackend, RemoteConfig
-from .embeddings import FastEmbedModel
+from .embeddings import MAX_TOKENS, EmbeddingModel
+from .embeddings.fastembed import FastEmbedModel
 from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
 from .resources import register_resources
-from .scheduler import EmbeddingScheduler
+from .scheduler import EmbeddingScheduler, RunBounds
 from .settings import Settings, default_local_path
 from .sparse import Bm25Encoder
 from .store import QdrantStore, StoreConfig
@@ -64,9 +66,12 @@ def select_storage(settings: Settings) -> Storage:
 
     A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
     or by this server's earlier releases) keeps being served as it is, with a warning that
-    names the migration command: it is never ignored or overwritten.
+    names the migration command: it is never ignored or overwritten. One an in-place
+    migration left unfinished is not served at all (ServiceError naming the command that
+    finishes it).
     """
     from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
+    from .migrate import interrupted_migration
 
     remote = RemoteConfig(
         url=settings.qdrant_url if settings.qdrant_url != ":memory:" else None,
@@ -81,13 +86,57 @@ def select_storage(settings: Settings) -> Storage:
         folder = Path(tempfile.mkdtemp(prefix="qdrant-mcp-memory-"))
         return Storage(EdgeBackend(EmbeddedConfig(folder, temporary=True)), None)
     path = settings.qdrant_local_path or default_local_path()
+    unfinished = interrupted_migration(path)
+    if unfinished is not None:
+        raise ServiceError(unfinished)
     if folder_kind(path) == "local-mode":
         return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)
-    return Storage(EdgeBackend(EmbeddedConfig(path)), None)
+    config = EmbeddedConfig(
+        path, fsync=settings.embedded_fsync, fsync_interval_s=settings.embedded_fsync_interval_ms / 1000
+    )
+    return Storage(EdgeBackend(config), None)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """The provider the settings select, and how the scheduler runs it."""
+
+    model: EmbeddingModel
+    url: str | None  # the service's URL, for telemetry's server.address
+    document_workers: int | None  # None: one per available core
+    bounds: RunBounds = field(default_factory=RunBounds)
+
+
+def select_embeddings(settings: Settings) -> Embeddings:
+    """fastembed in this process (the default), or a service speaking the OpenAI embeddings API."""
+    if settings.embedding_provider == "fastembed":
+        return Embeddings(
+            FastEmbedModel(settings.embedding_model, settings.embedding_cache_path), None, settings.embedding_threads
+        )
+    from .embeddings.openai import OpenAIEmbeddings, ServiceConfig
+
+    assert settings.embedding_url is not None  # noqa: S101  # Settings requires it for this provider
+    config = ServiceConfig(
+        url=settings.embedding_url,
+        model=settings.embedding_model,
+        api_key=settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None,
+        dimensions=settings.embedding_dimensions,
+        timeout=settings.embedding_timeout,
+        retries=settings.embedding_retries,
+    )
+    # One request per run of up to EMBEDDING_BATCH_SIZE texts: the service bounds its own memory,
+    # so only the number of texts cuts runs. One request in flight is the query lane's.
+    batch = settings.embedding_batch_size
+    return Embeddings(
+        OpenAIEmbeddings(config),
+        settings.embedding_url,
+        settings.embedding_max_requests - 1,
+        RunBounds(texts=batch, tokens=batch * MAX_TOKENS),
+    )
 
 
 class StartGate(ServerMiddleware[Any]):
-    """Tool calls and resource reads wait for the model and the engine (health and tools/list do not)."""
+    """Tool calls and resource reads wait for the engine and the model's first load (health and tools/list do not)."""
 
     def __init__(self, application: Application) -> None:
         self.application = application
@@ -102,9 +151,11 @@ class Application:
     def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
         self.settings = settings
         self.telemetry = telemetry
+        embeddings = select_embeddings(settings)
         self.scheduler = EmbeddingScheduler(
-            telemetry.observe_model(FastEmbedModel(settings.embedding_model, settings.embedding_cache_path)),
-            settings.embedding_threads,
+            telemetry.observe_model(embeddings.model, embeddings.url),
+            embeddings.document_workers,
+            bounds=embeddings.bounds,
         )
         storage = select_storage(settings)
         self.legacy_local_mode = storage.legacy_local_mode
@@ -132,6 +183,7 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                disk_space=self.backend.disk_space,
             )
         )
         self.mcp.middleware.append(StartGate(self))
@@ -203,5 +255,5 @@ class Application:
             paths = frozenset({settings.path})
         if settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
-        self.requests = RequestTracker(app, paths)
+        self.requests = RequestTracker(app, paths, settings.max_streams_per_client)
         return self.requests

@@ -28,6 +28,7 @@ DEFAULT_FIND_DESCRIPTION = (
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 Transport = Literal["stdio", "sse", "streamable-http"]
+Provider = Literal["fastembed", "openai"]
 FieldType = Literal["keyword", "integer", "float", "boolean"]
 Condition = Literal["==", "!=", ">", ">=", "<", "<=", "any", "except"]
 
@@ -112,17 +113,39 @@ class Settings(BaseSettings):
     write_consistency_factor: int | None = Field(
         None, validation_alias=_env("QDRANT_WRITE_CONSISTENCY_FACTOR"), ge=1, le=64
     )
+    # Embedded engine: when a write is acknowledged. always: once its WAL record is fsynced (a power cut
+    # loses nothing acknowledged); interval: at once, the WAL fsynced at most this many ms later.
+    embedded_fsync: Literal["always", "interval"] = Field("always", validation_alias=_env("QDRANT_EMBEDDED_FSYNC"))
+    embedded_fsync_interval_ms: int = Field(
+        1000, validation_alias=_env("QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"), ge=10, le=60_000
+    )
     # Dense + BM25 fused by reciprocal rank fusion; off by default for drop-in compatibility.
     hybrid_search: bool = Field(False, validation_alias=_env("QDRANT_HYBRID_SEARCH"))
 
-    # Embeddings (official names)
-    embedding_provider: Literal["fastembed"] = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
+    # Embeddings (official names). fastembed: a local model in this process; openai: any service
+    # that speaks the OpenAI embeddings API (POST {EMBEDDING_URL}/embeddings).
+    embedding_provider: Provider = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
+    # The model's name: fastembed's, or the one sent to the service.
     embedding_model: str = Field(DEFAULT_MODEL, validation_alias=_env("EMBEDDING_MODEL"), min_length=1)
     embedding_cache_path: Path = Field(
         default_factory=default_model_cache, validation_alias=_env("FASTEMBED_CACHE_PATH")
     )
-    # Parallel single-threaded ONNX runs (see embeddings.py); None = one per available core.
+    # Parallel single-threaded ONNX runs (see embeddings/fastembed.py); None = one per available core.
     embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
+    # The openai provider only.
+    embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
+    embedding_api_key: SecretStr | None = Field(None, validation_alias=_env("EMBEDDING_API_KEY"))
+    embedding_api_key_file: Path | None = Field(None, validation_alias=_env("EMBEDDING_API_KEY_FILE"))
+    # Sent as `dimensions` (models that can shorten their vectors honour it); unset = the size the
+    # service returns, found once at start.
+    embedding_dimensions: int | None = Field(None, validation_alias=_env("EMBEDDING_DIMENSIONS"), ge=1, le=65_536)
+    embedding_batch_size: int = Field(32, validation_alias=_env("EMBEDDING_BATCH_SIZE"), ge=1, le=2048)
+    # Seconds one embedding request may take, its retries included.
+    embedding_timeout: float = Field(30.0, validation_alias=_env("EMBEDDING_TIMEOUT"), gt=0, le=600)
+    # Retries of a request the service answered 429 or 5xx (or dropped), after Retry-After or a backoff.
+    embedding_retries: int = Field(3, validation_alias=_env("EMBEDDING_RETRIES"), ge=0, le=10)
+    # Requests in flight at once: one is kept for queries, the others carry documents.
+    embedding_max_requests: int = Field(4, validation_alias=_env("EMBEDDING_MAX_REQUESTS"), ge=2, le=64)
 
     # Tools (official names)
     tool_store_description: str = Field(DEFAULT_STORE_DESCRIPTION, validation_alias=_env("TOOL_STORE_DESCRIPTION"))
@@ -143,11 +166,14 @@ class Settings(BaseSettings):
     auth_token_file: Path | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN_FILE"))
     # Serving without a token on an address other hosts can reach must be asked for by name.
     allow_unauthenticated: bool = Field(False, validation_alias=_env("MCP_ALLOW_UNAUTHENTICATED"))
-    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap.
+    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap (idle: no call
+    # in flight; an event stream held open does not count).
     max_sessions: int = Field(256, validation_alias=_env("MCP_MAX_SESSIONS"), ge=1, le=100_000)
     session_idle_timeout: float = Field(600, validation_alias=_env("MCP_SESSION_IDLE_TIMEOUT"), gt=0, le=86_400)
     # Open HTTP connections (and requests) at once; more get 503 at once.
     max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
+    # Event streams one client address holds open at once (each keeps a connection); more get 429.
+    max_streams_per_client: int = Field(16, validation_alias=_env("MCP_MAX_STREAMS_PER_CLIENT"), ge=1, le=100_000)
     # Seconds a request's headers may take from their first byte (else the connection is closed),
     # and a POST's body once the headers are in (else 408): slow clients cannot hold connections.
     header_timeout: float = Field(10, validation_alias=_env("MCP_HEADER_TIMEOUT"), gt=0, le=3600)
@@ -169,7 +195,7 @@ class Settings(BaseSettings):
     def _lists(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("qdrant_url", mode="before")
+    @field_validator("qdrant_url", "embedding_url", mode="before")
     @classmethod
     def _strip_slash(cls, value: object) -> object:
         return value.strip().rstrip("/") if isinstance(value, str) else value
@@ -178,6 +204,10 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         self.qdrant_api_key = _secret_from_file(self.qdrant_api_key, self.qdrant_api_key_file, "QDRANT_API_KEY")
         self.auth_token = _secret_from_file(self.auth_token, self.auth_token_file, "MCP_AUTH_TOKEN")
+        self.embedding_api_key = _secret_from_file(
+            self.embedding_api_key, self.embedding_api_key_file, "EMBEDDING_API_KEY"
+        )
+        self._check_provider()
         if self.qdrant_url and self.qdrant_local_path:
             raise ValueError("QDRANT_URL and QDRANT_LOCAL_PATH are exclusive: set one (remote) or the other (embedded)")
         if self.qdrant_api_key and not self.qdrant_url:
@@ -196,9 +226,42 @@ class Settings(BaseSettings):
             )
         return self
 
+    def _check_provider(self) -> None:
+        if self.embedding_provider == "fastembed":
+            given = [
+                name
+                for name, value in (
+                    ("EMBEDDING_URL", self.embedding_url),
+                    ("EMBEDDING_API_KEY", self.embedding_api_key),
+                    ("EMBEDDING_DIMENSIONS", self.embedding_dimensions),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} configure(s) the openai provider, but EMBEDDING_PROVIDER is fastembed: set "
+                    "EMBEDDING_PROVIDER=openai to use an embedding service, or unset them"
+                )
+            return
+        if not self.embedding_url:
+            raise ValueError(
+                "EMBEDDING_PROVIDER=openai needs EMBEDDING_URL, the API's base URL (POST {EMBEDDING_URL}/embeddings), "
+                "e.g. https://api.openai.com/v1 or http://localhost:11434/v1 for Ollama"
+            )
+        scheme, _, rest = self.embedding_url.partition("://")
+        if scheme not in ("http", "https") or not rest:
+            raise ValueError(f"EMBEDDING_URL must be an http:// or https:// URL, not {self.embedding_url!r}")
+        if "embedding_model" not in self.model_fields_set:
+            raise ValueError(
+                "EMBEDDING_PROVIDER=openai needs EMBEDDING_MODEL, the model name the service knows "
+                "(e.g. text-embedding-3-small, nomic-embed-text)"
+            )
+
     @property
     def vector_name(self) -> str:
-        """The official server's layout: `fast-<last segment of the model name, lower-cased>`."""
+        """The official server's layout: `fast-<last segment of the model name, lower-cased>`, whichever
+        provider computes the vectors: the name says which model made them, so one model's collection
+        is searched the same through fastembed or a service that runs that model."""
         return f"fast-{self.embedding_model.split('/')[-1].lower()}"
 
     @property

@@ -4,6 +4,7 @@ Layout under the root folder (QDRANT_LOCAL_PATH):
 
     qdrant-mcp-memory.json          marks the folder as this engine's ({"format": ..., "version": 1})
     .lock                           held while a server has the folder open (one process at a time)
+    .disk-reserve                   8 MiB given up to open the collections on a full disk (diskspace.py)
     collections/<slug>-<hash>/      one folder a collection: the name's SHA-256 keeps names apart
         collection.json             {"name": <the collection's exact name>, "generation": N}
         gen-N/                      the collection's shard (one shard a collection)
@@ -56,9 +57,12 @@ from . import (
     SparseVector,
     StorageCondition,
     dense_of,
+    diskspace,
     generations,
     point_id_of,
 )
+from .diskspace import DiskSpace
+from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
 from .generations import LiveCollection
 
 if TYPE_CHECKING:
@@ -110,8 +114,11 @@ def collection_folder(name: str) -> str:
 @dataclass(frozen=True)
 class EmbeddedConfig:
     path: Path
-    # `:memory:`: the folder is removed when the server stops.
+    # `:memory:`: the folder is removed when the server stops (and nothing is synced: no write outlives it).
     temporary: bool = False
+    # When a write is acknowledged: once its WAL record is synced, or at once with a sync every interval.
+    fsync: FsyncMode = "always"
+    fsync_interval_s: float = DEFAULT_INTERVAL_S
 
 
 class EdgeBackend:
@@ -124,6 +131,10 @@ class EdgeBackend:
         # One engine thread: the engine holds the GIL, so more threads would only queue on it.
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
+        self._space = diskspace.Watermark(
+            self.root, lambda: [c.shard_path for c in self._collections.values()], reserve=not config.temporary
+        )
+        self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property
     def description(self) -> str:
@@ -149,6 +160,7 @@ class EdgeBackend:
                     tasks.cancel_scope.cancel()  # an index build in progress is abandoned (its copy removed)
         finally:
             self._tasks = None
+            self._log_syncs.clear()  # each synced what waited for it before its task group ended
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._close_all)
 
@@ -173,6 +185,7 @@ class EdgeBackend:
             if found.get("format") != FORMAT or found.get("version") != FORMAT_VERSION:
                 raise ServiceError(f"{marker} describes {found}, which this release cannot open")
         (self.root / "collections").mkdir(exist_ok=True)
+        self._space.make_room_to_load()
         for folder in sorted((self.root / "collections").iterdir()):
             collection = generations.load(folder)
             if collection is not None:
@@ -211,7 +224,18 @@ class EdgeBackend:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
 
     def conditions(self) -> list[StorageCondition]:
+        space = self.disk_space()
+        if space is not None and not space.writable:
+            return [StorageCondition("disk-full", space.refusal())]
         return []
+
+    def disk_space(self) -> DiskSpace | None:
+        if self._tasks is None:
+            return None
+        try:
+            return self._space.read()
+        except OSError:  # the folder went away under the server: /readyz and the writes say so
+            return None
 
     async def list_collections(self) -> list[str]:
         await self.ping()
@@ -315,6 +339,7 @@ class EdgeBackend:
                 else None,
             )
 
+            await self._run(self._space.check)
             self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
@@ -353,15 +378,36 @@ class EdgeBackend:
         await self._write(collection, qe.UpdateOperation.delete_points_by_filter(rendered), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
+        """Apply a write when the disk has room for it, and return once it is acknowledged (durability.py)."""
         found = self._get(collection)
         async with found.write_lock:
-            await self._run(found.shard.update, operation)
+            await self._run(self._apply, found, operation)
+            log_sync = self._log_sync(found)
+            pending = log_sync.written() if log_sync is not None else None
             if found.replay is not None:
                 found.replay.append(operation)
         found.writes += max(count, 1)
         self._maintain(found)
+        if pending is not None:
+            await pending.durable()
 
-    # -- maintenance after writes: flush, and index builds in a child process -------------------
+    def _apply(self, collection: LiveCollection, operation: qe.UpdateOperation) -> None:
+        """In the engine thread, so no other write of this process comes between the check and the write."""
+        self._space.check()
+        collection.shard.update(operation)
+
+    def _log_sync(self, collection: LiveCollection) -> WalSync | None:
+        """The collection's WAL syncer (None for a temporary folder, which no write outlives)."""
+        if self.config.temporary or self._tasks is None:
+            return None
+        found = self._log_syncs.get(collection)
+        if found is None:
+            found = self._log_syncs[collection] = WalSync(
+                lambda: collection.shard_path / "wal", self.config.fsync, self.config.fsync_interval_s, self._tasks
+            )
+        return found
+
+    # -- maintenance after writes: flush the segments, and index builds in a child process ------
 
     def _maintain(self, collection: LiveCollection) -> None:
         if self._tasks is not None and not collection.maintaining:

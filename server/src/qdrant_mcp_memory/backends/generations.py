@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from . import optimize
+from . import diskspace, optimize
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -71,6 +71,7 @@ def load(folder: Path) -> LiveCollection | None:
     for stale in folder.iterdir():  # builds that did not finish, and generations already replaced
         if stale.is_dir() and stale.name != f"gen-{generation}":
             shutil.rmtree(stale, ignore_errors=True)
+    diskspace.ensure_loadable(folder / f"gen-{generation}")  # a load that cannot fit would die of SIGBUS
     shard = qe.EdgeShard.load(str(folder / f"gen-{generation}"))
     return LiveCollection(meta["name"], folder, generation, shard)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from ..backends import DiskSpace
+
 OTHER = "_OTHER"
 # Finer than the semconv default buckets (which start at 10 ms): a find takes a few ms.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -79,6 +81,8 @@ class Probes:
     queue_capacity: Callable[[], int]
     open_sessions: Callable[[], int] | None = None
     session_limit: int | None = None
+    # The embedded engine's disk (None with a Qdrant server: no series then).
+    disk_space: Callable[[], DiskSpace | None] | None = None
 
 
 class Instruments:
@@ -157,6 +161,31 @@ class Instruments:
                 unit="{session}",
                 description="Sessions held at most (MCP_MAX_SESSIONS)",
             )
+        if probes.disk_space is not None:
+            self._observe_disk(probes.disk_space)
+
+    def _observe_disk(self, read: Callable[[], DiskSpace | None]) -> None:
+        def space_reading(field: Callable[[DiskSpace], int]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+            def callback(_: CallbackOptions) -> Iterable[Observation]:
+                space = read()
+                if space is not None:  # the engine is open
+                    yield Observation(field(space))
+
+            return callback
+
+        self.meter.create_observable_gauge(
+            "qdrant_mcp.disk.free",
+            callbacks=[space_reading(lambda space: space.free_bytes)],
+            unit="By",
+            description="Free space on the disk holding the embedded engine's data (on tmpfs, less what a restart "
+            "allocates)",
+        )
+        self.meter.create_observable_gauge(
+            "qdrant_mcp.disk.min_free",
+            callbacks=[space_reading(lambda space: space.min_free_bytes)],
+            unit="By",
+            description="Free space below which the embedded engine refuses writes",
+        )
 
 
 def _memory_usage(_: CallbackOptions) -> Iterable[Observation]:

@@ -71,21 +71,16 @@ def test_idle_sessions_expire(start_server: Start) -> None:
         assert readiness(server)["sessions_open"] == 0
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="issue 15, item 10: a session whose GET event stream is open (the SDK client keeps one) never expires",
-)
 async def test_a_client_whose_session_expired_is_told_so_and_a_new_session_serves_it(start_server: Start) -> None:
-    """One SDK client left idle past MCP_SESSION_IDLE_TIMEOUT: its next call on the same client is refused
-    with the server's 404 "Session not found". The SDK 2.3.0 client raises that as an error rather than
-    opening a new session itself (as the specification asks of clients), so a user opens a new one: it is
-    served, with the data stored through the first."""
+    """One SDK client left idle past MCP_SESSION_IDLE_TIMEOUT (its GET event stream open, as the SDK keeps
+    it): its next call on the same client is refused with the server's 404 "Session not found". The SDK
+    2.3.0 client raises that as an error rather than opening a new session itself (as the specification
+    asks of clients), so a user opens a new one: it is served, with the data stored through the first."""
     server = start_server({"MCP_SESSION_IDLE_TIMEOUT": "1"})
     text = "A note stored before the session expired."
     find = {"query": "stored note", "collection_name": "sessions"}
     refusal = None
-    # Outcomes are asserted after the client closed: a failure inside it reaches pytest as an ExceptionGroup.
+    # Outcomes are asserted after the client closed: a failure inside it would reach pytest in an ExceptionGroup.
     async with Client(server.mcp_url, mode="legacy") as client:
         stored = await client.call_tool("qdrant-store", {"information": text, "collection_name": "sessions"})
         with anyio.move_on_after(10):

@@ -36,3 +36,16 @@ def ballast(path: Path, size: int) -> Path:
     finally:
         os.close(descriptor)
     return path
+
+
+def fill(path: Path) -> Path:
+    """Write a file at `path` until its filesystem has no space left; remove it to free the space."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 4096):  # megabytes, then the last pages
+            with contextlib.suppress(OSError):
+                while os.write(descriptor, b"\xa5" * size) == size:
+                    pass
+    finally:
+        os.close(descriptor)
+    return path

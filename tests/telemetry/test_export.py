@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp.client import Client
-from otlp import Receiver
+from otlp import Receiver, attributes
 
 from qdrant_mcp_memory.telemetry.instruments import MAX_COLLECTION_VALUES
 from support import spawn_server
@@ -29,14 +28,6 @@ def export_soon(receiver: Receiver) -> dict[str, str]:
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_BLRP_SCHEDULE_DELAY": "100",
     }
-
-
-def attributes(items: Any) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        value = item.value
-        out[item.key] = getattr(value, value.WhichOneof("value"))
-    return out
 
 
 async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, tmp_path: Path) -> None:

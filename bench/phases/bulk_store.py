@@ -105,6 +105,13 @@ def split(before: list[promtext.Sample], after: list[promtext.Sample], wall_s: f
     }
 
 
+def _during_build(index: dict[str, Any]) -> str:
+    finds = index.get("finds_during_build") or {}
+    if not finds.get("n") and not finds.get("failed"):
+        return "no build seen"
+    return f"{finds['n']} / {number(finds['p50_ms'])} / {number(finds['max_ms'])} / {finds['failed']}"
+
+
 def _share(part: float, whole: float) -> float | None:
     value = ratio(part, whole)
     return None if value is None else round(value, 3)
@@ -136,6 +143,7 @@ def markdown(result: dict[str, Any]) -> str:
         ["ONNX runs / texts embedded", f"{cut.get('embedding_runs')} / {cut.get('embedded_texts')}"],
         ["index build ran during the stores", result.get("index_build_during_stores")],
         ["index build after the last store (s until green with no build child)", index.get("waited_s")],
+        ["qdrant-find during that build: n / p50 / max (ms) / failed", _during_build(index)],
         ["peak RSS of the tree (MiB)", result.get("peak_tree_rss_mib")],
         ["folder on disk (MiB)", round(result["disk_bytes"] / 2**20, 1) if result.get("disk_bytes") else None],
     ]

@@ -35,6 +35,8 @@ MODERN_META = {
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 CORPUS_PATH = Path(__file__).with_name("bad_tool_calls.json")
+# The collection every corpus case aims at (bad_tool_calls.json's "collection").
+CORPUS_COLLECTION = "reliability"
 
 
 def dumps(value: Any) -> str:
@@ -379,22 +381,51 @@ def has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def refusal_problems(reply: Reply, call: BadCall) -> list[str]:
-    """What is wrong with the answer to a bad call, if anything."""
+PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR = -32700, -32600, -32603
+# The unknown-argument refusal ends by listing every parameter the tool takes: naming one there
+# says nothing about which argument was wrong.
+ACCEPTED_LIST = re.compile(r"\(it takes: [^)]*\)")
+
+
+def names(words: str, token: str) -> bool:
+    """Whether `words` hold `token` as a whole token (case-insensitive): `id` is not in "invalid",
+    `query` is not in `query_filter`; "arguments.ids[3]" does name `ids`."""
+    pattern = rf"(?<!\w){re.escape(token.lower())}(?!\w)"
+    return re.search(pattern, ACCEPTED_LIST.sub("", words.lower())) is not None
+
+
+def reply_problems(reply: Reply) -> list[str]:
+    """What makes an answer unsound whatever was asked: a 5xx, no JSON-RPC response, an answer
+    to another request, an internal error, a refusal without words or with a traceback."""
     if reply.status >= 500:
         return [f"server error {reply.describe()}"]
     if not reply.is_jsonrpc:
         return [f"not a JSON-RPC response: {reply.describe()}"]
+    problems = []
+    # JSON-RPC 2.0 answers null when the request's id could not be read (a parse error, an
+    # invalid request such as a body past the size limit, which the server does not read).
+    unread = reply.payload["id"] is None and (reply.error or {}).get("code") in (PARSE_ERROR, INVALID_REQUEST)
+    if reply.payload["id"] != reply.request_id and not unread:
+        problems.append(f"answered id {reply.payload['id']!r}, not the request's {reply.request_id!r}")
+    if reply.error is not None and reply.error.get("code") == INTERNAL_ERROR:
+        problems.append(f"an internal error (-32603) is not a clear refusal: {reply.describe()}")
+    words = reply.refusal
+    if words is not None and not words.strip():
+        problems.append(f"empty error message: {reply.describe()}")
+    if words is not None and "Traceback" in words:
+        problems.append(f"a traceback reached the client: {reply.describe()}")
+    return problems
+
+
+def refusal_problems(reply: Reply, call: BadCall) -> list[str]:
+    """What is wrong with the answer to a bad call, if anything."""
+    problems = reply_problems(reply)
+    if reply.status >= 500 or not reply.is_jsonrpc:
+        return problems
     words = reply.refusal
     if words is None:
-        return [f"accepted instead of refused: {reply.describe()}"]
-    problems = []
-    if not words.strip():
-        problems.append(f"empty error message: {reply.describe()}")
-    if "Traceback" in words:
-        problems.append(f"a traceback reached the client: {reply.describe()}")
-    lowered = words.lower()
-    missing = [word for word in (call.param, *call.expect) if word.lower() not in lowered]
+        return [*problems, f"accepted instead of refused: {reply.describe()}"]
+    missing = [word for word in (call.param, *call.expect) if not names(words, word)]
     if missing:
         problems.append(f"message lacks {missing}: {words[:500]!r}")
     return problems
@@ -489,17 +520,24 @@ SEED = [
 
 @dataclass(frozen=True)
 class Fingerprint:
+    collections: tuple[str, ...]
     points: int
     contents: frozenset[tuple[str, str, str]]
 
     def differs_from(self, other: Fingerprint) -> str:
         added = sorted(self.contents - other.contents)
         removed = sorted(other.contents - self.contents)
-        return f"points {other.points} -> {self.points}; added {added[:5]}; removed {removed[:5]}"
+        return (
+            f"collections {list(other.collections)} -> {list(self.collections)}; "
+            f"points {other.points} -> {self.points}; added {added[:5]}; removed {removed[:5]}"
+        )
 
 
 def fingerprint(era: Era, collection: str) -> Fingerprint:
-    """Point count and the (id, document, metadata) of every hit of a fixed query (limit 100)."""
+    """Every collection's name (a bad call aimed at another one must not create it), and for
+    `collection` its point count and the (id, document, metadata) of every hit of a fixed query (limit 100)."""
+    listed = era.call("qdrant-list-collections", {})
+    assert listed.status == 200 and not listed.is_tool_error and listed.structured, listed.describe()
     found = era.call("qdrant-find", {"query": FINGERPRINT_QUERY, "collection_name": collection, "limit": 100})
     assert found.status == 200 and not found.is_tool_error and found.structured, found.describe()
     info = era.call("qdrant-collection-info", {"collection_name": collection})
@@ -508,7 +546,7 @@ def fingerprint(era: Era, collection: str) -> Fingerprint:
         (str(hit["id"]), hit["document"], json.dumps(hit["metadata"], sort_keys=True))
         for hit in found.structured["hits"]
     )
-    return Fingerprint(info.structured["points_count"], contents)
+    return Fingerprint(tuple(sorted(listed.structured["collections"])), info.structured["points_count"], contents)
 
 
 def seed(era: Era, collection: str) -> None:

@@ -1,9 +1,10 @@
 """Sustained load: 50 clients for 60 s mixing stores and finds, both protocol eras, over real HTTP.
 
-Asserts 0 errors, RSS that stops growing (< 10 % between the first and the last quarter),
-and no file descriptor, thread or task leak once the clients are gone. The p50/p99 and
-throughput are printed and written to .cache/reliability/load.json. `RELIABILITY_LONG=1`
-runs the long variant (10 minutes).
+Asserts 0 errors, every client served (stores and finds alike, none starved), RSS that stops
+growing (< 10 % between the first and the last quarter), and no file descriptor, thread or
+task leak once the clients are gone. How many calls that is, their p50/p99 and throughput are
+printed and written to .cache/reliability/load.json, never asserted: speed is the benchmark's
+(`python -m bench`). `RELIABILITY_LONG=1` runs the long variant (10 minutes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ Start = Callable[..., ServerProcess]
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 SECONDS = 600 if LONG else 60
 CLIENTS = 50
-MIN_CALLS = 10_000
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 WORDS = [
     "memory",
@@ -112,10 +112,9 @@ class LoadClient:
             return
         self.latencies[tool].append(elapsed)
 
-    async def run(self, until: float, enough: Callable[[], bool]) -> None:
-        """Until the time is up and the clients together made 10 000 calls (or three times the time)."""
+    async def run(self, until: float) -> None:
         i = 0
-        while time.monotonic() < until or (not enough() and time.monotonic() < until + 2 * SECONDS):
+        while time.monotonic() < until:
             i += 1
             words = " ".join(WORDS[(self.number + i + k) % len(WORDS)] for k in range(12))
             if i % 4 == 0:
@@ -127,9 +126,12 @@ class LoadClient:
                 await self.call("qdrant-find", {"query": words[:60], "collection_name": "load", "limit": 5})
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float | None:
+    """In milliseconds; None for a tool no call of which was answered (the assertions below then name it)."""
+    if not values:
+        return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000, 1)
 
 
 async def test_fifty_clients_for_a_minute(start_server: Start) -> None:
@@ -151,11 +153,8 @@ async def test_fifty_clients_for_a_minute(start_server: Start) -> None:
         samples: list[int] = []
         until = time.monotonic() + SECONDS
 
-        def enough() -> bool:
-            return sum(client.calls for client in clients) >= MIN_CALLS
-
         async def sample() -> None:
-            while time.monotonic() < until or not enough():
+            while time.monotonic() < until:
                 samples.append(process_stats(pid)["rss_kib"])
                 await anyio.sleep(1)
 
@@ -163,7 +162,7 @@ async def test_fifty_clients_for_a_minute(start_server: Start) -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(sample)
             for client in clients:
-                tasks.start_soon(client.run, until, enough)
+                tasks.start_soon(client.run, until)
         duration = time.monotonic() - started
         for client in clients:
             await client.close()
@@ -181,8 +180,8 @@ async def test_fifty_clients_for_a_minute(start_server: Start) -> None:
         "calls": calls,
         "calls_per_s": round(calls / duration, 1),
         "errors": len(errors),
-        **{f"{tool}_p50_ms": round(percentile(v, 0.5), 1) for tool, v in latency.items()},
-        **{f"{tool}_p99_ms": round(percentile(v, 0.99), 1) for tool, v in latency.items()},
+        **{f"{tool}_p50_ms": percentile(v, 0.5) for tool, v in latency.items()},
+        **{f"{tool}_p99_ms": percentile(v, 0.99) for tool, v in latency.items()},
         "rss_first_quarter_mib": round(first / 1024, 1),
         "rss_last_quarter_mib": round(last / 1024, 1),
         "rss_growth_pct": round(100 * (last - first) / first, 1),
@@ -195,7 +194,8 @@ async def test_fifty_clients_for_a_minute(start_server: Start) -> None:
     (out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
     print("load:", json.dumps(report))
     assert not errors, errors[:5]
-    assert calls >= MIN_CALLS
+    starved = [client.number for client in clients if not all(client.latencies.values())]
+    assert not starved, f"clients without an answered store or find: {starved}"
     assert report["rss_growth_pct"] < 10
     assert after["fds"] <= before["fds"] + 2, (before, after)
     # Worker threads are pooled: at most one per embedding lane worker and one for the engine join the pool.

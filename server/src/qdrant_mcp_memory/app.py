@@ -266,7 +266,7 @@ class Application:
             app = self.sessions
             if self.oauth is not None:
                 app = ScopeGuard(app, settings.path, self.oauth.policy, self.oauth.resource)
-            app = RequestGuard(app, settings.path)
+            app = RequestGuard(app, settings.path, settings.body_timeout)
             paths = frozenset({settings.path})
         if self.oauth is not None:
             app = OAuthGate(app, self.oauth.verifier, self.oauth.resource, open_paths=HEALTH_PATHS)

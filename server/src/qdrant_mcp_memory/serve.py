@@ -20,7 +20,7 @@ import uvicorn
 from .app import Application
 from .settings import Settings
 from .telemetry import Telemetry
-from .transport.protocol import HeaderDeadlineProtocol
+from .transport.protocol import header_deadline_protocol
 
 log = logging.getLogger("qdrant_mcp_memory")
 
@@ -91,7 +91,7 @@ def _http(settings: Settings, application: Application) -> tuple[Callable[[], Aw
             tracker,
             log_config=None,
             lifespan="on",
-            http=HeaderDeadlineProtocol,
+            http=header_deadline_protocol(settings.header_timeout),
             limit_concurrency=settings.max_connections,
             timeout_keep_alive=KEEP_ALIVE_S,
             # The calls were drained already; what is left is cancelled streams winding down.

@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
     # Event streams one client address holds open at once (each keeps a connection); more get 429.
     max_streams_per_client: int = Field(16, validation_alias=_env("MCP_MAX_STREAMS_PER_CLIENT"), ge=1, le=100_000)
+    # Seconds a request's headers may take from their first byte (else the connection is closed),
+    # and a POST's body once the headers are in (else 408): slow clients cannot hold connections.
+    header_timeout: float = Field(10, validation_alias=_env("MCP_HEADER_TIMEOUT"), gt=0, le=3600)
+    body_timeout: float = Field(30, validation_alias=_env("MCP_BODY_TIMEOUT"), gt=0, le=3600)
 
     # Authorization of the HTTP transports: `token` (MCP_AUTH_TOKEN, one shared secret) or `oauth`
     # (an OAuth 2.1 resource server as the MCP specification defines it; see docs/deployment.md).

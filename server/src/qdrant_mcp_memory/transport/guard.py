@@ -1,8 +1,8 @@
 """Checks on each POST before the SDK sees it: a body deadline and a well-formed JSON-RPC envelope.
 
-- The body must arrive within BODY_TIMEOUT_S and fit MAX_BODY_BYTES (the SDK's own cap):
-  a client that sends headers and then trickles its body would otherwise hold a
-  connection and a task for ever.
+- The body must arrive within `body_timeout` seconds (MCP_BODY_TIMEOUT) and fit
+  MAX_BODY_BYTES (the SDK's own cap): a client that sends headers and then trickles its
+  body would otherwise hold a connection and a task for ever.
 - A request's `id` must be a string or an integer (JSON-RPC 2.0, MCP). The 2026-07-28 path
   of the SDK answers 400 for anything else; the 2025 session path accepts the POST (202)
   and never answers, leaving the client waiting. Here both answer 400 / -32600.
@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..validation import TooDeep, surrogate_paths
 
-BODY_TIMEOUT_S = 30.0
 MAX_BODY_BYTES = 4 * 1024 * 1024
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
@@ -28,16 +27,17 @@ PARSE_ERROR = -32700
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, path: str) -> None:
+    def __init__(self, app: ASGIApp, path: str, body_timeout: float) -> None:
         self.app = app
         self.path = path
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
             await self.app(scope, receive, send)
             return
         body = b""
-        with anyio.move_on_after(BODY_TIMEOUT_S) as deadline:
+        with anyio.move_on_after(self.body_timeout) as deadline:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -49,7 +49,7 @@ class RequestGuard:
                 if not message.get("more_body", False):
                     break
         if deadline.cancelled_caught:
-            await _reject(send, 408, INVALID_REQUEST, f"request body not received within {BODY_TIMEOUT_S:.0f} s")
+            await _reject(send, 408, INVALID_REQUEST, f"request body not received within {self.body_timeout:g} s")
             return
         problem = _envelope_problem(body)
         if problem is not None:

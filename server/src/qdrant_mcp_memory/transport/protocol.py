@@ -3,7 +3,8 @@
 uvicorn closes idle keep-alive connections, but a connection that sends part of its
 headers and then nothing stays open for ever, before auth can refuse it (slowloris):
 enough of them exhaust the connection limit. Here every request's headers must arrive
-within HEADER_TIMEOUT_S of its first byte (or of the connection opening).
+within `header_timeout` seconds of its first byte (or of the connection opening):
+MCP_HEADER_TIMEOUT, set on the class `header_deadline_protocol` makes per server.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from typing import cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEADER_TIMEOUT_S = 10.0
-
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
+    header_timeout: float  # seconds; set by header_deadline_protocol
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -38,7 +38,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_late)
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -49,3 +49,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._header_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
+    """The protocol class for uvicorn (which makes one per connection) with this deadline."""
+
+    class Configured(HeaderDeadlineProtocol):
+        header_timeout = seconds
+
+    return Configured

@@ -15,8 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from script_support import PLAIN_PATH, require_docker_engine, run_bounded
+from script_support import require_docker_engine
 
+from host_user import PLAIN_PATH, run_bounded
 from support import REPO, SHARED
 
 pytestmark = pytest.mark.timeout(600)

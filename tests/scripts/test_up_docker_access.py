@@ -25,14 +25,6 @@ NEEDS_ENGINE = pytest.mark.stack  # the real engine and its socket, like the sta
 OLD_COMPOSE = "2.24.5"  # the newest release that refuses compose.demo-readonly.yaml's overrides
 
 
-def compose_plugin() -> str:
-    """The Compose plugin this machine's docker CLI uses (as root)."""
-    query = '{{range .ClientInfo.Plugins}}{{if eq .Name "compose"}}{{.Path}}{{end}}{{end}}'
-    path = subprocess.run(["docker", "info", "--format", query], capture_output=True, text=True, check=True).stdout
-    assert path.strip(), "no Compose plugin: run scripts/docker-engine"
-    return path.strip()
-
-
 def created(checkout: Path) -> list[str]:
     return [name for name in (".env", "secrets", ".venv") if (checkout / name).exists()]
 
@@ -70,10 +62,9 @@ def test_sudo_is_refused_before_anything_is_created(unprivileged_user: HostUser,
 
 @NEEDS_ENGINE
 def test_secrets_left_by_root_are_named_with_the_fix(docker_user: HostUser) -> None:
-    """An earlier `sudo scripts/up` left root's secrets: a user in the docker group, with this
+    """An earlier `sudo scripts/up` left root's secrets: a user in the docker group, with the
     machine's Compose plugin, is told how to take them back instead of failing on a permission error."""
     require_docker_engine()
-    docker_user.copy_in([(Path(compose_plugin()), docker_user.home / ".docker" / "cli-plugins" / "docker-compose")])
     checkout = scripts_checkout(docker_user.home / "work", owner=docker_user)
     secrets = checkout / "secrets"
     secrets.mkdir(mode=0o700)  # root's, as sudo left it

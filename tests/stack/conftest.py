@@ -33,7 +33,6 @@ from stack_support import (
     RESULTS_DIR,
     RUN_ID,
     StackUser,
-    compose_plugin,
     record,
     repository_files,
     run,
@@ -175,15 +174,15 @@ def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: py
 
 
 @pytest.fixture(scope="session")
-def stack_user(model_cache: Path) -> Iterator[StackUser]:
+def stack_user(engine: None, model_cache: Path) -> Iterator[StackUser]:
     """An unprivileged account in the docker group, as users run the stack: its own copy of the
-    repository made under umask 027 (no "other" bits on any file), its own Compose plugin (a copy
-    of root's) and the embedding model in its cache, where scripts/bootstrap puts it for a user.
-    Root creates the account (useradd); nothing else here runs as root."""
+    repository made under umask 027 (no "other" bits on any file) and the embedding model in its
+    cache, where scripts/bootstrap puts it for a user; Compose is the machine's, which
+    scripts/docker-engine (the `engine` fixture, as root) installed for every user. Root creates
+    the account (useradd); nothing else here runs as root."""
     with host_user(groups=("docker",), umask=0o027) as user:
         checkout = user.home / "qdrant-mcp-memory"
         user.copy_in((REPO / name, checkout / name) for name in repository_files())
-        user.copy_in([(compose_plugin(), user.home / ".docker" / "cli-plugins" / "docker-compose")])
         cache = user.home / ".cache" / "qdrant-mcp-stack" / "fastembed"
         model = model_cache / "models--Qdrant--all-MiniLM-L6-v2-onnx"
         user.copy_in((path, cache / path.relative_to(model_cache)) for path in model.rglob("*") if path.is_file())

@@ -104,12 +104,6 @@ def points_count(cli: list[str], url: str, token: str | None = None) -> int:
     return int(tool_result(cli, url, "qdrant-collection-info", token=token)["points_count"])
 
 
-def compose_plugin() -> Path:
-    """The Compose plugin this machine's docker CLI uses (root's)."""
-    plugins = json.loads(run(["docker", "info", "--format", "{{json .ClientInfo.Plugins}}"]).stdout)
-    return Path(next(plugin["Path"] for plugin in plugins if plugin["Name"] == "compose")).resolve()
-
-
 def repository_files() -> list[str]:
     """The repository's files as a clone has them (tracked and new, nothing ignored)."""
     listed = run(["git", "ls-files", "-co", "--exclude-standard", "-z"]).stdout.split("\0")

@@ -1,6 +1,7 @@
 """The stack as a user runs it: an unprivileged account in the docker group (tests/host_user.py),
-its own copy of the repository made under umask 027 (no "other" bits on any file), the compose
-plugin and the embedding model in its own home. As that user: scripts/up for the full stack,
+its own copy of the repository made under umask 027 (no "other" bits on any file) and the
+embedding model in its own home, the machine's Compose plugin (scripts/docker-engine installs it
+for every user). As that user: scripts/up for the full stack,
 then the Inspector on another port, the demo, the read-only demo and the lean layer, each
 checked healthy and serving through its published ports with a real MCP client.
 

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,9 +112,30 @@ def repository_files() -> list[str]:
     return [name for name in listed if name and (REPO / name).is_file()]
 
 
+# The embedding model's folder in a fastembed cache (sentence-transformers/all-MiniLM-L6-v2).
+MODEL = "models--Qdrant--all-MiniLM-L6-v2-onnx"
+
+
 @dataclass(frozen=True)
 class StackUser:
     """The account the stack runs as (conftest's `stack_user`), and its copy of the repository."""
 
     user: HostUser
     checkout: Path
+
+    @property
+    def model_cache(self) -> Path:
+        """The user's fastembed cache, where scripts/bootstrap puts the model and scripts/up looks."""
+        return self.user.home / ".cache" / "qdrant-mcp-stack" / "fastembed"
+
+    @contextmanager
+    def model_in_context(self) -> Iterator[None]:
+        """The model in the checkout's model-cache/ for a build run by the suite (baked as users get
+        it: no network), copied there as scripts/up copies it from the user's cache (the same bytes
+        and modes: the same cache key); taken out again afterwards, so that scripts/up is seen to
+        do it itself."""
+        self.user.run(["cp", "-rL", str(self.model_cache / MODEL), "model-cache/"], cwd=self.checkout)
+        try:
+            yield
+        finally:
+            self.user.run(["rm", "-r", f"model-cache/{MODEL}"], cwd=self.checkout)

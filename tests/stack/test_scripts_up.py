@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from stack_support import (
+    MODEL,
     RUN_ID,
     StackUser,
     found_documents,
@@ -52,7 +53,6 @@ FULL = ["compose.yaml", "tests/stack/compose.standins.core.yaml", "tests/stack/c
 READ_ONLY_DEMO = [*FULL[:1], "compose.demo-readonly.yaml", *FULL[1:]]
 SERVICES = {"qdrant", "mcp-server", "otel-collector", "prometheus", "tempo", "loki", "grafana"}
 NO_HEALTHCHECK = {"otel-collector"}  # FROM scratch: compose.yaml gates on service_started
-MODEL = "models--Qdrant--all-MiniLM-L6-v2-onnx"
 NOTE = "The quarterly report for the board is due on the first Friday of March."
 ASKED = "when must the board's report be handed in?"  # other words than the note's
 

@@ -6,6 +6,9 @@ on the development machines, and the caller fails clearly elsewhere.
 
     with host_user(groups=("docker",)) as user:
         user.run(["scripts/up"], cwd=user.home / "checkout")
+
+`run_bounded` runs a command with a time bound that ends whatever the command started; the
+user's commands go through it, and so do the tests' own commands that must run as root.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
@@ -40,8 +44,25 @@ class HostUser:
         base = {"HOME": str(self.home), "USER": self.name, "LOGNAME": self.name, "PATH": PLAIN_PATH, "LANG": "C.UTF-8"}
         return {**base, **(extra or {})}
 
-    def _as_me(self) -> dict[str, object]:
-        return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups), "umask": self.umask}
+    def command(self, cmd: list[str], env: dict[str, str] | None = None) -> list[str]:
+        """The argv with which root runs `cmd` as this user: its uid, group and supplementary groups
+        (setpriv), its umask and its login environment, nothing of the caller's. Root may wrap it
+        in what it must prepare first as root (a mount namespace, say)."""
+        groups = f"--groups={','.join(map(str, self.groups))}" if self.groups else "--clear-groups"
+        variables = [f"{key}={value}" for key, value in self.env(env).items()]
+        umask = ["sh", "-c", f'umask {self.umask:03o} && exec "$@"', "sh"]
+        return [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            groups,
+            "--",
+            "env",
+            "-i",
+            *variables,
+            *umask,
+            *cmd,
+        ]
 
     def run(
         self,
@@ -52,27 +73,19 @@ class HostUser:
         timeout: float = 120,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` as this user; with check, a failure raises with the command's output."""
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=self.env(env), capture_output=True, text=True, timeout=timeout, **self._as_me()
-        )
+        """Run `cmd` as this user (see run_bounded); with check, a failure raises with its output."""
+        proc = run_bounded(self.command(cmd, env), cwd=cwd, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"as {self.name}: command failed ({proc.returncode}): {' '.join(cmd)}\n"
                 f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
             )
-        return proc
+        return subprocess.CompletedProcess(cmd, proc.returncode, proc.stdout, proc.stderr)
 
     def popen(self, cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Start `cmd` as this user, stdout and stderr merged into one text pipe."""
         return subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=self.env(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            **self._as_me(),
+            self.command(cmd, env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
     def copy_in(self, files: Iterable[tuple[Path, Path]]) -> None:
@@ -88,9 +101,28 @@ class HostUser:
             os.chown(target, self.uid, self.gid)
 
 
+def run_bounded(
+    cmd: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cmd` in a session of its own (with exactly `env` when given); on timeout the whole session
+    is killed, so whatever the command started meanwhile goes too, and the caller fails with what
+    it printed."""
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{' '.join(cmd)}\nstill ran after {timeout} s:\n{out[-4000:]}{err[-4000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 @contextlib.contextmanager
 def host_user(groups: Iterable[str] = (), umask: int = 0o022, prefix: str = "qmcp") -> Iterator[HostUser]:
-    """A new account (its own group, a home folder) in `groups`; removed with its home afterwards."""
+    """A new account (its own group, a home folder) in `groups`, in no other group without them (so
+    not in docker's); removed with its home afterwards."""
     if os.geteuid() != 0:
         raise AssertionError("creating a test user needs root (useradd); run the suite as root")
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -14,12 +14,17 @@ usage_on_help() {
   esac
 }
 
-# as_root COMMAND...: run COMMAND as root: directly when root, else through passwordless sudo
-# (sudo -n: these scripts run unattended, so a password prompt would only hang or fail).
+# can_be_root: true when this is root, or may become root without a password (sudo -n: these
+# scripts run unattended, so a password prompt would only hang or fail).
+can_be_root() {
+  [[ $(id -u) -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
+}
+
+# as_root COMMAND...: run COMMAND as root: directly when root, else through passwordless sudo.
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then
     "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  elif can_be_root; then
     sudo -n "$@"
   else
     echo "$(basename "$0"): need root or passwordless sudo to run: $*" >&2

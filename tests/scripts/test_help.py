@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from script_support import PLAIN_PATH, run_bounded, scripts_checkout
+from script_support import scripts_checkout
 
+from host_user import PLAIN_PATH, run_bounded
 from support import REPO
 
 SCRIPTS = sorted(path.name for path in (REPO / "scripts").iterdir() if path.is_file() and os.access(path, os.X_OK))

@@ -10,14 +10,14 @@ The checkouts hold the scripts but no compose files, so nothing here can start a
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from cached_tools import tool_venv
-from script_support import PLAIN_PATH, User, require_docker_engine, run_bounded, scripts_checkout
+from script_support import require_docker_engine, scripts_checkout
 
+from host_user import PLAIN_PATH, HostUser, run_bounded
 from support import REPO
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,23 +25,15 @@ NEEDS_ENGINE = pytest.mark.stack  # the real engine and its socket, like the sta
 OLD_COMPOSE = "2.24.5"  # the newest release that refuses compose.demo-readonly.yaml's overrides
 
 
-def compose_plugin() -> str:
-    """The Compose plugin this machine's docker CLI uses (as root)."""
-    query = '{{range .ClientInfo.Plugins}}{{if eq .Name "compose"}}{{.Path}}{{end}}{{end}}'
-    path = subprocess.run(["docker", "info", "--format", query], capture_output=True, text=True, check=True).stdout
-    assert path.strip(), "no Compose plugin: run scripts/docker-engine"
-    return path.strip()
-
-
 def created(checkout: Path) -> list[str]:
     return [name for name in (".env", "secrets", ".venv") if (checkout / name).exists()]
 
 
 @NEEDS_ENGINE
-def test_a_user_outside_the_docker_group_is_told_what_to_do(unprivileged_user: User) -> None:
+def test_a_user_outside_the_docker_group_is_told_what_to_do(unprivileged_user: HostUser) -> None:
     require_docker_engine()
     checkout = scripts_checkout(unprivileged_user.home / "work", owner=unprivileged_user)
-    proc = unprivileged_user.run(["scripts/up"], cwd=checkout)
+    proc = unprivileged_user.run(["scripts/up"], cwd=checkout, check=False)
     said = proc.stderr
     assert proc.returncode == 1, said
     assert "permission denied" in said and f"usermod -aG docker {unprivileged_user.name}" in said, said
@@ -50,7 +42,7 @@ def test_a_user_outside_the_docker_group_is_told_what_to_do(unprivileged_user: U
     assert not created(checkout), created(checkout)
 
 
-def test_sudo_is_refused_before_anything_is_created(unprivileged_user: User, tmp_path: Path) -> None:
+def test_sudo_is_refused_before_anything_is_created(unprivileged_user: HostUser, tmp_path: Path) -> None:
     """What sudo hands the script (root, with SUDO_USER and friends naming the user), as sudo sets it."""
     checkout = scripts_checkout(tmp_path)
     env = {
@@ -69,24 +61,17 @@ def test_sudo_is_refused_before_anything_is_created(unprivileged_user: User, tmp
 
 
 @NEEDS_ENGINE
-def test_secrets_left_by_root_are_named_with_the_fix(unprivileged_user: User) -> None:
-    """An earlier `sudo scripts/up` left root's secrets: a user in the docker group, with this
+def test_secrets_left_by_root_are_named_with_the_fix(docker_user: HostUser) -> None:
+    """An earlier `sudo scripts/up` left root's secrets: a user in the docker group, with the
     machine's Compose plugin, is told how to take them back instead of failing on a permission error."""
     require_docker_engine()
-    subprocess.run(["usermod", "-aG", "docker", unprivileged_user.name], check=True)
-    plugins = unprivileged_user.home / ".docker" / "cli-plugins"
-    plugins.mkdir(parents=True)
-    shutil.copy(compose_plugin(), plugins / "docker-compose")
-    checkout = scripts_checkout(unprivileged_user.home / "work")
-    subprocess.run(
-        ["chown", "-R", f"{unprivileged_user.uid}:{unprivileged_user.gid}", unprivileged_user.home], check=True
-    )
+    checkout = scripts_checkout(docker_user.home / "work", owner=docker_user)
     secrets = checkout / "secrets"
     secrets.mkdir(mode=0o700)  # root's, as sudo left it
     (secrets / "mcp_auth_token").write_text("x" * 64 + "\n")
-    proc = unprivileged_user.run(["scripts/up"], cwd=checkout)
+    proc = docker_user.run(["scripts/up"], cwd=checkout, check=False)
     assert proc.returncode == 1, proc.stderr
-    assert f"sudo chown -R {unprivileged_user.name}: ./secrets .env" in proc.stderr, proc.stderr
+    assert f"sudo chown -R {docker_user.name}: ./secrets .env" in proc.stderr, proc.stderr
     assert (secrets / "mcp_auth_token").read_text() == "x" * 64 + "\n"
 
 

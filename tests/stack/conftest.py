@@ -28,12 +28,12 @@ from stack_support import (
     CACHE_DIR,
     HERE,
     METRICS,
+    MODEL,
     PLANTED_BUILD_SECRET,
     REPO,
     RESULTS_DIR,
     RUN_ID,
     StackUser,
-    compose_plugin,
     record,
     repository_files,
     run,
@@ -108,9 +108,17 @@ def auth_token(secrets_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """`docker compose build mcp-server` against the local base, the model baked in from model-cache/;
-    or the image a pipeline built already (STACK_SERVER_IMAGE, with STACK_PLANTED_BUILD_SECRET)."""
+def server_image(
+    engine: None, secrets_dir: Path, stack_user: StackUser, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """`docker compose build mcp-server` against the local base, in the stack user's checkout, the
+    model baked in from its model-cache/; or the image a pipeline built already
+    (STACK_SERVER_IMAGE, with STACK_PLANTED_BUILD_SECRET).
+
+    The user's checkout, not root's clone: BuildKit's cache keys hold the build context's file
+    modes (umask 027 there, 022 here), so only a build from the same files lets the user's own
+    `scripts/up` and the test stage reuse these layers instead of building them all again. Root
+    runs it (the suite's image, under the suite's tag), reading the user's files only."""
     prebuilt = os.environ.get("STACK_SERVER_IMAGE")
     if prebuilt:
         if not os.environ.get("STACK_PLANTED_BUILD_SECRET"):
@@ -119,7 +127,7 @@ def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: py
         yield prebuilt
         return
     base_image = request.getfixturevalue("base_image")
-    if not (REPO / "server" / "src" / "qdrant_mcp_memory" / "cli.py").is_file():
+    if not (stack_user.checkout / "server" / "src" / "qdrant_mcp_memory" / "cli.py").is_file():
         pytest.fail("server/src/qdrant_mcp_memory/cli.py is missing: nothing to build")
     tag = f"qdrant-mcp-stack/mcp-server:test-{RUN_ID}"
     # The host's CA bundle, with a planted marker: the build secret must never reach the image.
@@ -128,11 +136,6 @@ def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: py
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     planted_ca.write_text(f"# {PLANTED_BUILD_SECRET}\n" + (ca.read_text() if ca.is_file() else ""))
     metadata = dict(item.split("=", 1) for item in run([str(REPO / "scripts" / "image-env")]).stdout.split()[1:])
-    # The model is baked as users get it, from the build context's model-cache/ (no network).
-    bake_from = REPO / "model-cache"
-    for item in model_cache.iterdir():
-        if item.is_dir() and item.name.startswith("models--"):
-            shutil.copytree(item, bake_from / item.name, dirs_exist_ok=True)
     env = {
         "MCP_IMAGE": tag,
         "PYTHON_IMAGE": base_image,
@@ -141,22 +144,16 @@ def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: py
         **metadata,
     }
     start = time.monotonic()
-    proc = run(
-        [
-            "docker",
-            "compose",
-            "-f",
-            "compose.yaml",
-            "-p",
-            f"stackbuild-{RUN_ID}",
-            "--progress",
-            "plain",
-            "build",
-            "mcp-server",
-        ],
-        timeout=1200,
-        env=env,
-    )
+    with stack_user.model_in_context():
+        proc = run(
+            [
+                *("docker", "compose", "-f", "compose.yaml", "-p", f"stackbuild-{RUN_ID}"),
+                *("--progress", "plain", "build", "mcp-server"),
+            ],
+            timeout=1200,
+            env=env,
+            cwd=stack_user.checkout,
+        )
     build_s = round(time.monotonic() - start, 1)
     log = RESULTS_DIR / "build.log"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -175,19 +172,23 @@ def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: py
 
 
 @pytest.fixture(scope="session")
-def stack_user(model_cache: Path) -> Iterator[StackUser]:
+def stack_user(engine: None, model_cache: Path) -> Iterator[StackUser]:
     """An unprivileged account in the docker group, as users run the stack: its own copy of the
-    repository made under umask 027 (no "other" bits on any file), its own Compose plugin (a copy
-    of root's) and the embedding model in its cache, where scripts/bootstrap puts it for a user.
-    Root creates the account (useradd); nothing else here runs as root."""
+    repository made under umask 027 (no "other" bits on any file) and the embedding model in its
+    cache, where scripts/bootstrap puts it for a user; Compose is the machine's, which
+    scripts/docker-engine (the `engine` fixture, as root) installed for every user. Root creates
+    the account (useradd); nothing else here runs as root."""
     with host_user(groups=("docker",), umask=0o027) as user:
         checkout = user.home / "qdrant-mcp-memory"
         user.copy_in((REPO / name, checkout / name) for name in repository_files())
-        user.copy_in([(compose_plugin(), user.home / ".docker" / "cli-plugins" / "docker-compose")])
-        cache = user.home / ".cache" / "qdrant-mcp-stack" / "fastembed"
-        model = model_cache / "models--Qdrant--all-MiniLM-L6-v2-onnx"
-        user.copy_in((path, cache / path.relative_to(model_cache)) for path in model.rglob("*") if path.is_file())
-        yield StackUser(user, checkout)
+        stack_user = StackUser(user, checkout)
+        model = model_cache / MODEL
+        user.copy_in(
+            (path, stack_user.model_cache / path.relative_to(model_cache))
+            for path in model.rglob("*")
+            if path.is_file()
+        )
+        yield stack_user
 
 
 @pytest.fixture(scope="session")

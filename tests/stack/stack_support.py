@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,16 +106,14 @@ def points_count(cli: list[str], url: str, token: str | None = None) -> int:
     return int(tool_result(cli, url, "qdrant-collection-info", token=token)["points_count"])
 
 
-def compose_plugin() -> Path:
-    """The Compose plugin this machine's docker CLI uses (root's)."""
-    plugins = json.loads(run(["docker", "info", "--format", "{{json .ClientInfo.Plugins}}"]).stdout)
-    return Path(next(plugin["Path"] for plugin in plugins if plugin["Name"] == "compose")).resolve()
-
-
 def repository_files() -> list[str]:
     """The repository's files as a clone has them (tracked and new, nothing ignored)."""
     listed = run(["git", "ls-files", "-co", "--exclude-standard", "-z"]).stdout.split("\0")
     return [name for name in listed if name and (REPO / name).is_file()]
+
+
+# The embedding model's folder in a fastembed cache (sentence-transformers/all-MiniLM-L6-v2).
+MODEL = "models--Qdrant--all-MiniLM-L6-v2-onnx"
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,20 @@ class StackUser:
 
     user: HostUser
     checkout: Path
+
+    @property
+    def model_cache(self) -> Path:
+        """The user's fastembed cache, where scripts/bootstrap puts the model and scripts/up looks."""
+        return self.user.home / ".cache" / "qdrant-mcp-stack" / "fastembed"
+
+    @contextmanager
+    def model_in_context(self) -> Iterator[None]:
+        """The model in the checkout's model-cache/ for a build run by the suite (baked as users get
+        it: no network), copied there as scripts/up copies it from the user's cache (the same bytes
+        and modes: the same cache key); taken out again afterwards, so that scripts/up is seen to
+        do it itself."""
+        self.user.run(["cp", "-rL", str(self.model_cache / MODEL), "model-cache/"], cwd=self.checkout)
+        try:
+            yield
+        finally:
+            self.user.run(["rm", "-r", f"model-cache/{MODEL}"], cwd=self.checkout)

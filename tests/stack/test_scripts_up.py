@@ -1,6 +1,7 @@
 """The stack as a user runs it: an unprivileged account in the docker group (tests/host_user.py),
-its own copy of the repository made under umask 027 (no "other" bits on any file), the compose
-plugin and the embedding model in its own home. As that user: scripts/up for the full stack,
+its own copy of the repository made under umask 027 (no "other" bits on any file) and the
+embedding model in its own home, the machine's Compose plugin (scripts/docker-engine installs it
+for every user). As that user: scripts/up for the full stack,
 then the Inspector on another port, the demo, the read-only demo and the lean layer, each
 checked healthy and serving through its published ports with a real MCP client.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from stack_support import (
+    MODEL,
     RUN_ID,
     StackUser,
     found_documents,
@@ -46,11 +48,11 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(1800)]
 UP_TIMEOUT_S = 900
 # The user's own copies of the files (paths in its checkout).
 CORE = ["compose.core.yaml", "tests/stack/compose.standins.core.yaml"]
+USERS_LEAN = ["compose.yaml", CORE[1]]  # a COMPOSE_FILE with an overlay of the user's; --lean makes it CORE
 FULL = ["compose.yaml", "tests/stack/compose.standins.core.yaml", "tests/stack/compose.standins.observability.yaml"]
 READ_ONLY_DEMO = [*FULL[:1], "compose.demo-readonly.yaml", *FULL[1:]]
 SERVICES = {"qdrant", "mcp-server", "otel-collector", "prometheus", "tempo", "loki", "grafana"}
 NO_HEALTHCHECK = {"otel-collector"}  # FROM scratch: compose.yaml gates on service_started
-MODEL = "models--Qdrant--all-MiniLM-L6-v2-onnx"
 NOTE = "The quarterly report for the board is due on the first Friday of March."
 ASKED = "when must the board's report be handed in?"  # other words than the note's
 
@@ -73,15 +75,20 @@ class UserStack:
     def secret(self, name: str) -> str:
         return (self.checkout / "secrets" / name).read_text().strip()
 
-    def up(self, *args: str, files: list[str] = FULL, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """scripts/up as the user; the stand-ins come in through COMPOSE_FILE."""
+    def up(self, *args: str, files: list[str] | None = FULL, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """scripts/up as the user; the stand-ins come in through COMPOSE_FILE (None: .env's, if any)."""
         return self.user.run(
             [str(self.checkout / "scripts" / "up"), *args],
             cwd=self.checkout,
-            env={"COMPOSE_FILE": ":".join(files)},
+            env={"COMPOSE_FILE": ":".join(files)} if files is not None else {},
             timeout=timeout,
             check=False,
         )
+
+    def images(self, files: list[str]) -> dict[str, str]:
+        """service -> the image its container runs."""
+        ps = self.compose("ps", "--format", "json", files=files).stdout
+        return {row["Service"]: row["Image"] for row in map(json.loads, filter(str.strip, ps.splitlines()))}
 
     def compose(self, *args: str, files: list[str] = FULL, timeout: float = 300, check: bool = True):
         """Plain `docker compose` as the user, in its checkout (its .env applies)."""
@@ -280,11 +287,27 @@ def test_the_read_only_demo_serves_its_collection_and_never_the_users(
 
 
 def test_the_lean_layer_starts_for_a_user(stack: UserStack, inspector_cli: list[str]) -> None:
-    proc = stack.up(files=CORE, timeout=UP_TIMEOUT_S)
+    """`scripts/up --lean` puts the core layer in place of compose.yaml and keeps the other files
+    COMPOSE_FILE names (a user's own overlays; here the stand-ins, without which it would pull the
+    real Qdrant), whether COMPOSE_FILE comes from the environment or, as Compose reads it, .env."""
+    token = stack.secret("mcp_auth_token")
+    standin = "qdrant-mcp-standin/qdrant/qdrant:v1.19.0"
+    proc = stack.up("--lean", files=USERS_LEAN, timeout=UP_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     health = stack.health(CORE)
     assert health == {"qdrant": "running healthy", "mcp-server": "running healthy"}, health
-    token = stack.secret("mcp_auth_token")
+    assert stack.images(CORE)["qdrant"] == standin
     assert found_documents(inspector_cli, stack.mcp, ASKED, token=token)[0] == NOTE  # the same volume
+
+    dotenv = stack.checkout / ".env"  # the user's file: rewriting it in place keeps its owner and mode
+    kept = dotenv.read_text()
+    dotenv.write_text(f"{kept}COMPOSE_FILE={':'.join(USERS_LEAN)}\n")
+    try:
+        proc = stack.up("--lean", files=None, timeout=UP_TIMEOUT_S)
+    finally:
+        dotenv.write_text(kept)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert stack.images(CORE)["qdrant"] == standin
+
     down = stack.up("down", files=CORE, timeout=240)
     assert down.returncode == 0, down.stderr

@@ -23,6 +23,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -309,4 +310,7 @@ PROGRAMS = {
 }
 
 if __name__ == "__main__":
+    # The real binaries (Go) exit on SIGTERM. As a container's PID 1 Python would ignore it (no
+    # default action for PID 1), and `docker stop` would wait out the stop grace period, then kill.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     PROGRAMS[Path(sys.argv[0]).name](sys.argv[1:])

@@ -29,6 +29,7 @@ from .embeddings import MAX_TOKENS, EmbeddingModel
 from .embeddings.fastembed import FastEmbedModel
 from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
+from .querycache import QueryCache
 from .resources import register_resources
 from .scheduler import EmbeddingScheduler, RunBounds
 from .settings import Settings, default_local_path
@@ -165,7 +166,10 @@ class Application:
             filterable=tuple(settings.filterable_fields or ()),
             hybrid=settings.hybrid_search,
         )
-        self.store = QdrantStore(self.backend, telemetry.observe_embedder(self.scheduler), config, Bm25Encoder())
+        embedder = telemetry.observe_embedder(self.scheduler)
+        if settings.embedding_query_cache:
+            embedder = QueryCache(embedder, settings.embedding_query_cache)
+        self.store = QdrantStore(self.backend, embedder, config, Bm25Encoder())
         self.mcp = MCPServer(
             "qdrant-mcp-memory", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level
         )

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     )
     # Parallel single-threaded ONNX runs (see embeddings/fastembed.py); None = one per available core.
     embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
+    # Vectors of recent queries kept in memory (the exact text; see querycache.py); 0 = none.
+    embedding_query_cache: int = Field(1024, validation_alias=_env("EMBEDDING_QUERY_CACHE"), ge=0, le=1_000_000)
     # The openai provider only.
     embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
     embedding_api_key: SecretStr | None = Field(None, validation_alias=_env("EMBEDDING_API_KEY"))

@@ -2,12 +2,19 @@
 
 Notes holding rare exact terms (identifiers, names, numbers) among notes that differ only in
 them, queried by those terms; and paraphrase queries that share no rare word with their note.
-tests/server/test_hybrid.py measures hybrid search with it, the query-path phase the int8 model.
+tests/server/test_hybrid.py measures hybrid search with it; dense_recall scores a model's plain
+dense search on it (tests/server/test_quantized.py and the query-path phase: the int8 model).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+# Texts to their vectors, in order.
+Embed = Callable[[list[str]], Sequence[Sequence[float]]]
 
 CAUSES = ["a certificate rotation", "a network partition", "a database failover", "a config push", "a disk alert"]
 CITIES = ["Munich", "Hamburg", "Berlin", "Vienna", "Zurich"]
@@ -48,3 +55,28 @@ PARAPHRASES = [
 
 def recall_at(k: int, found: list[list[str]], expected: list[str]) -> float:
     return round(sum(want in got[:k] for got, want in zip(found, expected, strict=True)) / len(expected), 3)
+
+
+def dense_sets() -> tuple[list[str], dict[str, list[tuple[str, str]]]]:
+    """The notes, and the query sets over them (note, query) as tests/server/test_hybrid.py asks them."""
+    exact = look_alikes(random.Random(2026))  # noqa: S311  # a fixed evaluation set, not a secret
+    return [note for note, _ in exact + PARAPHRASES], {"exact terms": exact[::3], "paraphrase": PARAPHRASES}
+
+
+def dense_recall(documents: Embed, queries: Embed) -> dict[str, float]:
+    """recall@1 and @5 per query set of a plain cosine search over the notes, with the notes'
+    vectors from `documents` and the queries' from `queries` (one model, or two to mix)."""
+    notes, sets = dense_sets()
+    stored = _unit(documents(notes))
+    scores: dict[str, float] = {}
+    for kind, pairs in sets.items():
+        ranks = np.argsort(-(_unit(queries([query for _, query in pairs])) @ stored.T), axis=1)
+        found = [[notes[i] for i in row[:5]] for row in ranks]
+        for k in (1, 5):
+            scores[f"{kind} recall@{k}"] = recall_at(k, found, [note for note, _ in pairs])
+    return scores
+
+
+def _unit(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float64)
+    return array / np.linalg.norm(array, axis=1, keepdims=True)

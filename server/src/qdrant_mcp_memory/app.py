@@ -111,9 +111,10 @@ class Embeddings:
 def select_embeddings(settings: Settings) -> Embeddings:
     """fastembed in this process (the default), or a service speaking the OpenAI embeddings API."""
     if settings.embedding_provider == "fastembed":
-        return Embeddings(
-            FastEmbedModel(settings.embedding_model, settings.embedding_cache_path), None, settings.embedding_threads
+        model = FastEmbedModel(
+            settings.embedding_model, settings.embedding_cache_path, quantized=settings.embedding_quantized
         )
+        return Embeddings(model, None, settings.embedding_threads)
     from .embeddings.openai import OpenAIEmbeddings, ServiceConfig
 
     assert settings.embedding_url is not None  # noqa: S101  # Settings requires it for this provider

@@ -67,16 +67,16 @@ def dense_recall(documents: Embed, queries: Embed) -> dict[str, float]:
     """recall@1 and @5 per query set of a plain cosine search over the notes, with the notes'
     vectors from `documents` and the queries' from `queries` (one model, or two to mix)."""
     notes, sets = dense_sets()
-    stored = _unit(documents(notes))
+    stored = unit(documents(notes))
     scores: dict[str, float] = {}
     for kind, pairs in sets.items():
-        ranks = np.argsort(-(_unit(queries([query for _, query in pairs])) @ stored.T), axis=1)
+        ranks = np.argsort(-(unit(queries([query for _, query in pairs])) @ stored.T), axis=1)
         found = [[notes[i] for i in row[:5]] for row in ranks]
         for k in (1, 5):
             scores[f"{kind} recall@{k}"] = recall_at(k, found, [note for note, _ in pairs])
     return scores
 
 
-def _unit(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+def unit(vectors: Sequence[Sequence[float]]) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float64)
     return array / np.linalg.norm(array, axis=1, keepdims=True)

@@ -1,4 +1,5 @@
-"""strace attached to a running server: which sync calls it made on which files, and when.
+"""strace for the durability tests: attached to a running server, which sync calls it made on which
+files and when; or running a command, its file-system calls in order.
 
 scripts/strace installs strace for the pipeline (scripts/test runs it); a test that needs it
 fails without it rather than skipping. Times are the wall clock (`strace -ttt`, the same
@@ -7,6 +8,7 @@ clock as time.time()); each call's end is its start plus the time spent in it (`
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -93,4 +95,46 @@ def parse(text: str) -> list[SyncCall]:
                 pending[start["pid"]] = found
             elif spent is not None:
                 calls.append(SyncCall(*found, found[2] + float(spent["spent"])))
+    return calls
+
+
+@dataclass(frozen=True)
+class FileCall:
+    """One file-system call a traced process made: what, on which paths, and whether it may write."""
+
+    call: str
+    paths: tuple[str, ...]
+    writes: bool = False
+
+
+TRACED_CALLS = "openat,fsync,fdatasync,rename,renameat,renameat2,mkdir,mkdirat,unlink,unlinkat,rmdir"
+_CALL = re.compile(r"^\d+\s+(?P<call>\w+)\((?P<args>.*)$")
+# A path argument: a quoted name, after the folder descriptor it is relative to (`7</a/b>, "c"`).
+_PATH_ARGUMENT = re.compile(r'(?:(?:\d+|AT_FDCWD)(?:<(?P<folder>[^>]*)>)?,\s*)?"(?P<name>(?:[^"\\]|\\.)*)"')
+_DESCRIPTOR_PATH = re.compile(r"^(?:\d+|AT_FDCWD)<(?P<path>[^>]*)>")
+
+
+def trace_files(argv: list[str], output: Path, timeout: float = 600) -> list[FileCall]:
+    """Run `argv` under `strace -f` (its children too) and return its file-system calls in order.
+
+    strace is a test dependency (scripts/strace installs it): a test that needs it fails without it.
+    """
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.fail("strace is missing: scripts/strace installs it (scripts/test runs it)")
+    options = ["-f", "-y", "-qq", "-s", "4096", "--seccomp-bpf", "-o", str(output), "-e", f"trace={TRACED_CALLS}"]
+    subprocess.run([strace, *options, *argv], check=True, timeout=timeout)
+    calls = []
+    for line in output.read_text().splitlines():
+        found = _CALL.match(line)
+        if found is None or " = -1 " in line:  # a resumed line, or a call that failed
+            continue
+        call, args = found["call"], found["args"]
+        if call in ("fsync", "fdatasync"):
+            descriptor = _DESCRIPTOR_PATH.match(args)
+            calls.append(FileCall(call, (descriptor["path"],) if descriptor else ()))
+        else:
+            writes = call != "openat" or any(flag in args for flag in ("O_WRONLY", "O_RDWR", "O_CREAT"))
+            paths = tuple(os.path.join(m["folder"] or "", m["name"]) for m in _PATH_ARGUMENT.finditer(args))
+            calls.append(FileCall(call, paths, writes))
     return calls

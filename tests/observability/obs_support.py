@@ -349,6 +349,8 @@ SERVER_INSTRUMENTS = [
     ("qdrant_mcp.embedding.queue.capacity", "{text}", "gauge", ()),  # above it calls are refused as busy
     ("qdrant_mcp.sessions.open", "{session}", "gauge", ()),  # 2025-11-25 Streamable HTTP sessions
     ("qdrant_mcp.sessions.limit", "{session}", "gauge", ()),
+    # storage problems worked around while serving (backends.CONDITION_KINDS), each kind 0 when absent
+    ("qdrant_mcp.storage.conditions", "{condition}", "gauge", ("qdrant_mcp.storage.condition",)),
 ]
 
 # prometheus/otlptranslator (used by Prometheus 3's OTLP receiver), strategy

@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 import pytest
-from conftest import LoadedModel
+from store_engines import LoadedModel
 
 from qdrant_mcp_memory.embeddings import Kind, token_estimate
 from qdrant_mcp_memory.errors import ServerBusy

@@ -19,7 +19,7 @@ import pytest
 from mcp.client import Client
 from qdrant_client import QdrantClient, models
 
-from qdrant_mcp_memory.backends.edge import folder_kind
+from qdrant_mcp_memory.backends.root import folder_kind
 from qdrant_mcp_memory.migrate import PAUSE_AT_ENV, interrupted_migration, open_engine
 from support import ServerProcess
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,14 @@ OFFICIAL_NAMES = [
 ]
 OPENAI = {"EMBEDDING_PROVIDER": "openai", "EMBEDDING_URL": "http://ollama:11434/v1", "EMBEDDING_MODEL": "all-minilm"}
 
+# A consistent OAuth configuration; the tests below change one thing at a time.
+OAUTH = {
+    "MCP_TRANSPORT": "streamable-http",
+    "MCP_AUTH_MODE": "oauth",
+    "MCP_OAUTH_ISSUER": "https://id.example.com/realms/mcp",
+    "MCP_PUBLIC_URL": "https://memory.example.com/mcp",
+}
+
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
@@ -54,6 +63,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
         "QDRANT_EMBEDDED_FSYNC",
         "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS",
         *(name for name in os.environ if name.startswith("EMBEDDING_")),
+        *OAUTH,
     ]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -245,3 +255,66 @@ def test_validation_error_names_the_variable(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings()
     assert caught.value.errors()[0]["loc"] == ("QDRANT_READ_ONLY",)
+
+
+def test_token_mode_is_the_default_when_a_token_is_set(env: pytest.MonkeyPatch) -> None:
+    assert Settings().effective_auth_mode is None
+    env.setenv("MCP_AUTH_TOKEN", "a-token-of-sufficient-length")
+    assert Settings().effective_auth_mode == "token"
+    env.setenv("MCP_AUTH_MODE", "token")
+    assert Settings().effective_auth_mode == "token"
+
+
+def test_oauth_mode_reads_its_settings(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in OAUTH.items():
+        env.setenv(name, value)
+    env.setenv("MCP_HOST", "0.0.0.0")  # reachable from other hosts: OAuth is the authentication
+    env.setenv("MCP_OAUTH_AUDIENCE", "api://memory, https://memory.example.com/mcp")
+    env.setenv("MCP_OAUTH_CLIENT_ID", "qdrant-mcp")
+    (tmp_path / "secret").write_text("client-secret\n")
+    env.setenv("MCP_OAUTH_CLIENT_SECRET_FILE", str(tmp_path / "secret"))
+    settings = Settings()
+    assert settings.effective_auth_mode == "oauth"
+    assert settings.oauth_audience == ["api://memory", "https://memory.example.com/mcp"]
+    assert (settings.oauth_read_scope, settings.oauth_write_scope) == ("memory:read", "memory:write")
+    secret = settings.oauth_client_secret
+    assert secret is not None and secret.get_secret_value() == "client-secret"
+    assert "client-secret" not in repr(settings)
+    env.setenv("MCP_OAUTH_ISSUER", "http://127.0.0.1:8080/realms/mcp")  # plain http on loopback only
+    assert Settings().oauth_issuer == "http://127.0.0.1:8080/realms/mcp"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"MCP_OAUTH_ISSUER": None}, "needs MCP_OAUTH_ISSUER and MCP_PUBLIC_URL"),
+        ({"MCP_PUBLIC_URL": None}, "needs MCP_OAUTH_ISSUER and MCP_PUBLIC_URL"),
+        ({"MCP_OAUTH_ISSUER": "http://id.example.com"}, "must use https"),
+        ({"MCP_PUBLIC_URL": "memory.example.com/mcp"}, "must be an absolute http(s) URL"),
+        ({"MCP_PUBLIC_URL": "https://memory.example.com/mcp#part"}, "must not have a fragment"),
+        ({"MCP_OAUTH_ISSUER": "https://id.example.com/?tenant=x"}, "must not have a query"),
+        ({"MCP_OAUTH_JWKS_URL": "file:///etc/keys.json"}, "must be an absolute http(s) URL"),
+        ({"MCP_TRANSPORT": "sse"}, "needs MCP_TRANSPORT=streamable-http"),
+        ({"MCP_TRANSPORT": "stdio"}, "needs MCP_TRANSPORT=streamable-http"),
+        ({"MCP_AUTH_TOKEN": "a-token-of-sufficient-length"}, "are exclusive"),
+        ({"MCP_OAUTH_CLIENT_ID": "qdrant-mcp"}, "go together"),
+        ({"MCP_OAUTH_CLIENT_SECRET": "secret"}, "go together"),
+        ({"MCP_OAUTH_READ_SCOPE": "memory read"}, "MCP_OAUTH_READ_SCOPE"),
+        ({"MCP_OAUTH_WRITE_SCOPE": 'memory"write'}, "MCP_OAUTH_WRITE_SCOPE"),
+        ({"MCP_OAUTH_WRITE_SCOPE": "memory:read"}, "must differ"),
+        ({"MCP_AUTH_MODE": "token"}, "MCP_AUTH_MODE=token needs MCP_AUTH_TOKEN"),
+        ({"MCP_AUTH_MODE": "bearer"}, "MCP_AUTH_MODE"),
+        ({"MCP_AUTH_MODE": None}, "apply to MCP_AUTH_MODE=oauth only"),
+        ({"MCP_CALLER_HASH_KEY": "short"}, "at least 16 characters"),
+    ],
+)
+def test_oauth_settings_that_cannot_work_are_refused(
+    env: pytest.MonkeyPatch, changes: dict[str, str | None], message: str
+) -> None:
+    for name, value in {**OAUTH, **changes}.items():
+        if value is None:
+            env.delenv(name, raising=False)
+        else:
+            env.setenv(name, value)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings()

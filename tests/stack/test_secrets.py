@@ -13,7 +13,16 @@ import pytest
 from support import REPO, compose_layers
 
 SCRIPT = REPO / "scripts" / "secrets"
-NAMES = {"qdrant_api_key", "qdrant_read_only_api_key", "mcp_auth_token", "grafana_admin_password"}
+NAMES = {
+    "qdrant_api_key",
+    "qdrant_read_only_api_key",
+    "mcp_auth_token",
+    "grafana_admin_password",
+    "keycloak_admin_password",
+    "keycloak_demo_password",
+    "keycloak_automation_secret",
+    "keycloak_reader_secret",
+}
 
 
 def test_secret_files_are_private_and_kept(tmp_path: Path) -> None:

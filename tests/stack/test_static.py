@@ -31,11 +31,11 @@ def test_dockerfile_has_no_syntax_directive() -> None:
     assert not any(re.match(r"#\s*syntax\s*=", line) for line in first)
 
 
-def _config(env_file: Path, secrets_dir: Path, *files: str) -> dict:
+def _config(env_file: Path, secrets_dir: Path, *files: str, profiles: tuple[str, ...] = tuple(PROFILES)) -> dict:
     args = ["docker", "compose", "--env-file", str(env_file)]
     for f in files:
         args += ["-f", f]
-    proc = run([*args, *PROFILES, "config", "--format", "json"], env={"SECRETS_DIR": str(secrets_dir)})
+    proc = run([*args, *profiles, "config", "--format", "json"], env={"SECRETS_DIR": str(secrets_dir)})
     return json.loads(proc.stdout)
 
 
@@ -170,6 +170,60 @@ def test_the_demo_talks_to_a_server_of_its_own(engine: None, env_file: Path, sec
         assert demo_server.get(key) == server.get(key), key
 
 
+def test_auth_profile_policies(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """compose.auth.yaml (profile `auth`): Keycloak provisioned from keycloak/realm-mcp.json, the
+    server in OAuth mode trusting it, an Inspector; hardened like every service, one namespace
+    whose URLs (issuer, resource, the Inspector's origin) agree with the realm and the ports."""
+    cfg = _config(env_file, secrets_dir, "compose.yaml", profiles=("--profile", "auth"))
+    services = cfg["services"]
+    auth = {"keycloak", "mcp-server-oauth", "inspector-oauth"}
+    assert auth <= set(services) and all(services[name]["profiles"] == ["auth"] for name in auth)
+    for name in auth:
+        svc = services[name]
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert svc["deploy"]["resources"]["limits"]["memory"] and svc["logging"]["options"]["max-size"], name
+    keycloak, server, inspector = (services[name] for name in ("keycloak", "mcp-server-oauth", "inspector-oauth"))
+    assert keycloak["image"] == "quay.io/keycloak/keycloak:26.8.2"
+    assert server["network_mode"] == inspector["network_mode"] == "service:keycloak"
+    assert not server.get("ports") and not inspector.get("ports")
+    ports = {(p["host_ip"], p["published"], p["target"]) for p in keycloak["ports"]}
+    assert ports == {("127.0.0.1", "8180", 8180), ("127.0.0.1", "8001", 8001), ("127.0.0.1", "6284", 6274)}
+    kc, env = keycloak["environment"], server["environment"]
+    assert env["MCP_AUTH_MODE"] == "oauth" and env["MCP_AUTH_TOKEN_FILE"] == "" and env["MCP_PORT"] == "8001"
+    assert env["MCP_OAUTH_ISSUER"] == f"{kc['KC_HOSTNAME']}/realms/mcp" == "http://localhost:8180/realms/mcp"
+    assert env["MCP_PUBLIC_URL"] == kc["MCP_OAUTH_PUBLIC_URL"] == "http://localhost:8001/mcp"
+    assert [s["source"] for s in server["secrets"]] == ["qdrant_api_key"]
+    assert server["depends_on"]["keycloak"]["condition"] == "service_healthy"
+    assert inspector["environment"]["ALLOWED_ORIGINS"].split(",")[0] == kc["MCP_INSPECTOR_ORIGIN"]
+    assert [v["source"] for v in inspector["volumes"]] == ["inspector-oauth-data"]  # not the other Inspector's
+    assert keycloak["command"] == ["start-dev", "--import-realm"]
+    [realm_mount] = keycloak["volumes"]
+    assert realm_mount["read_only"] and realm_mount["target"] == "/opt/keycloak/data/import/realm-mcp.json"
+    for name in ("keycloak_admin_password", "keycloak_demo_password", "keycloak_automation_secret"):
+        assert "file" in cfg["secrets"][name] and name in " ".join(keycloak["entrypoint"])
+
+    realm = json.loads((REPO / "keycloak" / "realm-mcp.json").read_text())
+    scopes = {scope["name"]: scope for scope in realm["clientScopes"]}
+    for name in ("memory:read", "memory:write"):  # the server's default scope names
+        [mapper] = scopes[name]["protocolMappers"]
+        assert mapper["protocolMapper"] == "oidc-audience-mapper"
+        assert mapper["config"]["included.custom.audience"] == "${MCP_OAUTH_PUBLIC_URL}"
+        assert scopes[name]["attributes"]["include.in.token.scope"] == "true"
+    clients = {client["clientId"]: client for client in realm["clients"]}
+    app = clients["mcp-inspector"]
+    assert app["publicClient"] and app["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert "${MCP_INSPECTOR_ORIGIN}/oauth/callback" in app["redirectUris"]
+    assert all(uri.startswith(("${MCP_INSPECTOR_ORIGIN}/", "http://127.0.0.1:")) for uri in app["redirectUris"])
+    assert set(clients["mcp-reader"]["defaultClientScopes"]) == {"basic", "memory:read"}
+    # Secrets reach the realm only as placeholders filled from secrets/ at import.
+    assert {c.get("secret") for c in clients.values() if not c["publicClient"]} == {
+        "${MCP_AUTOMATION_SECRET}",
+        "${MCP_READER_SECRET}",
+    }
+    assert [c["value"] for user in realm["users"] for c in user.get("credentials", [])] == ["${MCP_DEMO_PASSWORD}"]
+
+
 def test_lean_layer_is_qdrant_and_the_server_without_telemetry(engine: None, env_file: Path, secrets_dir: Path) -> None:
     """`docker compose -f compose.core.yaml up`: Qdrant + the server (and the opt-in profiles),
     nothing exporting to a collector that is not there; OTEL_SDK_DISABLED, when set, wins."""
@@ -203,7 +257,13 @@ def test_fresh_clone_without_secrets_fails_in_one_line_naming_scripts_up(engine:
 def test_env_example_covers_compose_variables() -> None:
     """Every ${VAR} the compose files read is documented in .env.example (set, or commented out
     with its meaning), or, for the layering switch, in otel/stack.env."""
-    files = ["compose.yaml", "compose.core.yaml", "compose.observability.yaml", "compose.demo-readonly.yaml"]
+    files = [
+        "compose.yaml",
+        "compose.core.yaml",
+        "compose.observability.yaml",
+        "compose.auth.yaml",
+        "compose.demo-readonly.yaml",
+    ]
     text = "".join((REPO / name).read_text() for name in files)
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     documented = set(re.findall(r"^(?:# )?([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
@@ -234,7 +294,13 @@ def test_the_standins_stand_in_for_the_pinned_images() -> None:
     """Each stand-in image is tagged qdrant-mcp-standin/<the image compose.yaml pins>, in the files
     that build them and in the files that swap them in: a new pin needs its stand-in (and its
     entry in tests/stack/README.md) checked again."""
-    pinned = {name: service.get("image", "") for name, service in compose_layers()["services"].items()}
+    # The profile `auth` runs only with the real images (tests/stack/test_auth_stack.py, CI's
+    # upstream job): nothing here stands in for Keycloak.
+    pinned = {
+        name: service.get("image", "")
+        for name, service in compose_layers()["services"].items()
+        if "auth" not in service.get("profiles", [])
+    }
     built = yaml.safe_load((REPO / "tests" / "stack" / "standins" / "compose.yaml").read_text())["services"]
     swapped: dict[str, str] = {}
     for layer in ("core", "observability"):

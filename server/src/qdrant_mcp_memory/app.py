@@ -8,11 +8,9 @@ embedding service that is down does not hold the start; calls that need it fail 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,6 +27,7 @@ from .embeddings import MAX_TOKENS, EmbeddingModel
 from .embeddings.fastembed import FastEmbedModel
 from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
+from .oauth import OAuth, OAuthGate, ScopeEnforcer, ScopeGuard
 from .querycache import QueryCache
 from .resources import register_resources
 from .scheduler import EmbeddingScheduler, RunBounds
@@ -36,7 +35,7 @@ from .settings import Settings, default_local_path
 from .sparse import Bm25Encoder
 from .store import QdrantStore, StoreConfig
 from .telemetry import Probes, Telemetry
-from .tools import register_tools
+from .tools import TOOL_ACCESS, register_tools
 from .transport.auth import BearerTokenAuth
 from .transport.guard import RequestGuard
 from .transport.sessions import SessionLimiter
@@ -63,7 +62,8 @@ class Storage:
 
 
 def select_storage(settings: Settings) -> Storage:
-    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary directory).
+    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary folder,
+    made once the engine opens).
 
     A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
     or by this server's earlier releases) keeps being served as it is, with a warning that
@@ -71,7 +71,8 @@ def select_storage(settings: Settings) -> Storage:
     migration left unfinished is not served at all (ServiceError naming the command that
     finishes it).
     """
-    from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
+    from .backends.edge import EdgeBackend, EmbeddedConfig
+    from .backends.root import folder_kind
     from .migrate import interrupted_migration
 
     remote = RemoteConfig(
@@ -84,8 +85,7 @@ def select_storage(settings: Settings) -> Storage:
     if remote.url:
         return Storage(RemoteBackend(remote), remote.url)
     if settings.qdrant_url == ":memory:":
-        folder = Path(tempfile.mkdtemp(prefix="qdrant-mcp-memory-"))
-        return Storage(EdgeBackend(EmbeddedConfig(folder, temporary=True)), None)
+        return Storage(EdgeBackend(EmbeddedConfig.in_memory()), None)
     path = settings.qdrant_local_path or default_local_path()
     unfinished = interrupted_migration(path)
     if unfinished is not None:
@@ -188,11 +188,20 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                storage_conditions=lambda: [condition.kind for condition in self.backend.conditions()],
                 disk_space=self.backend.disk_space,
             )
         )
         self.mcp.middleware.append(StartGate(self))
         self.mcp.middleware.append(ArgumentGuard(self.mcp))
+        self.oauth: OAuth | None = None
+        if settings.effective_auth_mode == "oauth":
+            self.oauth = OAuth.from_settings(settings, tools, TOOL_ACCESS)
+            self.mcp.middleware.append(ScopeEnforcer(self.oauth.policy))
+            resource = self.oauth.resource
+            log.info(
+                "OAuth mode", extra={"issuer": resource.issuer, "resource": resource.url, "scopes": resource.scopes}
+            )
         self._ready = anyio.Event()
         self._failure: BaseException | None = None
         self.stopping = False
@@ -226,14 +235,17 @@ class Application:
                     yield
                 finally:
                     self.stopping = True
+                    if self.oauth is not None:
+                        await self.oauth.issuer.aclose()
         except BaseException as exc:
             self._failure = exc
             raise
 
     def http_app(self) -> RequestTracker:
         """The ASGI app for the sse or streamable-http transport, outermost first:
-        request tracking (graceful stop) -> bearer token -> body deadline and JSON-RPC envelope ->
-        session limit -> the SDK (Host/Origin checks, MCP endpoint, health routes)."""
+        request tracking (graceful stop) -> bearer token, or OAuth (metadata, token, 401) -> body
+        deadline and JSON-RPC envelope -> [OAuth: scopes, 403] -> session limit -> the SDK
+        (Host/Origin checks, MCP endpoint, health routes)."""
         settings = self.settings
         # Explicit settings keep DNS-rebinding protection on whatever address the server binds.
         security = TransportSecuritySettings(
@@ -256,9 +268,14 @@ class Application:
                 session_idle_timeout=None,  # SessionLimiter expires idle sessions (and evicts at the cap)
             )
             self.sessions = SessionLimiter(app, settings.path, settings.max_sessions, settings.session_idle_timeout)
-            app = RequestGuard(self.sessions, settings.path)
+            app = self.sessions
+            if self.oauth is not None:
+                app = ScopeGuard(app, settings.path, self.oauth.policy, self.oauth.resource)
+            app = RequestGuard(app, settings.path)
             paths = frozenset({settings.path})
-        if settings.auth_token is not None:
+        if self.oauth is not None:
+            app = OAuthGate(app, self.oauth.verifier, self.oauth.resource, open_paths=HEALTH_PATHS)
+        elif settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
         self.requests = RequestTracker(app, paths, settings.max_streams_per_client)
         return self.requests

@@ -101,12 +101,25 @@ class Search:
     candidates: int = 0
 
 
+# The kinds of StorageCondition, stable names for /readyz, alerts and the conditions metric:
+# writes refused for lack of disk space, a collection that is not served (it failed to load),
+# one served from its previous generation (the newest failed to load), an index build that
+# failed or did not fit on the disk (each backing off before the next attempt).
+CONDITION_KINDS = (
+    "disk-full",
+    "collection-unloadable",
+    "collection-fell-back",
+    "index-build-failed",
+    "index-build-skipped",
+)
+
+
 @dataclass(frozen=True)
 class StorageCondition:
     """A problem the engine works around while it keeps serving (a collection that failed to
     load, a failed index build, low disk space), for /readyz and the logs."""
 
-    kind: str  # a stable name, e.g. "collection-unloadable"
+    kind: str  # a stable name (CONDITION_KINDS)
     detail: str  # one line: what is wrong and what to do
     collection: str | None = None
 

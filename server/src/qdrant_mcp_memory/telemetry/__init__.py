@@ -32,6 +32,8 @@ __all__ = ["Probes", "Telemetry", "TelemetryConfigError", "setup_telemetry"]
 class Telemetry:
     providers: Providers
     names: BoundedValues = field(default_factory=BoundedValues)
+    # MCP_CALLER_HASH_KEY: set, each call's span carries its OAuth caller as `user.hash`.
+    caller_key: bytes | None = None
 
     @property
     def enabled(self) -> bool:
@@ -75,7 +77,7 @@ class Telemetry:
         from .middleware import MessageTelemetry
 
         self.names.tools = frozenset(tools)
-        mcp.middleware.append(MessageTelemetry(self._instruments, self.names))
+        mcp.middleware.append(MessageTelemetry(self._instruments, self.names, self.caller_key))
 
     def observe_state(self, probes: Probes) -> None:
         if self.enabled:
@@ -105,4 +107,5 @@ def setup_telemetry(settings: Settings) -> Telemetry:
         handler = OtelLogHandler(providers.logger_provider)
         handler.setLevel(settings.log_level)
         logging.getLogger().addHandler(handler)
-    return Telemetry(providers)
+    key = settings.caller_hash_key.get_secret_value().encode() if settings.caller_hash_key else None
+    return Telemetry(providers, caller_key=key)

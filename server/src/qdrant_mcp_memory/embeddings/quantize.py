@@ -3,7 +3,8 @@ already in the cache, never downloaded.
 
 ONNX Runtime's dynamic quantization stores the weights as int8 and quantizes activations per
 run: all-MiniLM-L6-v2 shrinks from 86 to 22 MB and a query costs about half the CPU, but its
-vectors differ from the full-precision ones (bench phase query-path measures both, and recall).
+vectors differ from the full-precision ones (bench phase query-path measures both, and recall),
+and shift slightly with the texts that share a run (the activations' scale is the run's).
 So one collection is written and searched with one variant: settings.vector_name names the
 int8 vectors apart, and the store refuses a collection written with the other.
 

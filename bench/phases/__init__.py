@@ -27,6 +27,7 @@ PHASES = {
     "bulk-store": "bulk_store",
     "durability": "durability",
     "providers": "providers",
+    "query-path": "query_path",
     "scale": "scale",
 }
 

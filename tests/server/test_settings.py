@@ -219,6 +219,8 @@ def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
         ),
         ({**OPENAI, "EMBEDDING_MAX_REQUESTS": "1"}, "EMBEDDING_MAX_REQUESTS"),
         ({**OPENAI, "EMBEDDING_TIMEOUT": "0"}, "EMBEDDING_TIMEOUT"),
+        ({**OPENAI, "EMBEDDING_QUANTIZED": "true"}, "EMBEDDING_QUANTIZED"),
+        ({"EMBEDDING_QUANTIZED": "perhaps"}, "EMBEDDING_QUANTIZED"),
         *(
             ({"FILTERABLE_FIELDS": json.dumps([{"name": name, "description": "d", "field_type": "keyword"}])}, name)
             for name in ("my-field", "limit", "class", "query_filter", "ünïcode")

@@ -28,6 +28,7 @@ from .embeddings.fastembed import FastEmbedModel
 from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
 from .oauth import OAuth, OAuthGate, ScopeEnforcer, ScopeGuard
+from .querycache import QueryCache
 from .resources import register_resources
 from .scheduler import EmbeddingScheduler, RunBounds
 from .settings import Settings, default_local_path
@@ -110,9 +111,10 @@ class Embeddings:
 def select_embeddings(settings: Settings) -> Embeddings:
     """fastembed in this process (the default), or a service speaking the OpenAI embeddings API."""
     if settings.embedding_provider == "fastembed":
-        return Embeddings(
-            FastEmbedModel(settings.embedding_model, settings.embedding_cache_path), None, settings.embedding_threads
+        model = FastEmbedModel(
+            settings.embedding_model, settings.embedding_cache_path, quantized=settings.embedding_quantized
         )
+        return Embeddings(model, None, settings.embedding_threads)
     from .embeddings.openai import OpenAIEmbeddings, ServiceConfig
 
     assert settings.embedding_url is not None  # noqa: S101  # Settings requires it for this provider
@@ -165,7 +167,10 @@ class Application:
             filterable=tuple(settings.filterable_fields or ()),
             hybrid=settings.hybrid_search,
         )
-        self.store = QdrantStore(self.backend, telemetry.observe_embedder(self.scheduler), config, Bm25Encoder())
+        embedder = telemetry.observe_embedder(self.scheduler)
+        if settings.embedding_query_cache:
+            embedder = QueryCache(embedder, settings.embedding_query_cache)
+        self.store = QdrantStore(self.backend, embedder, config, Bm25Encoder())
         self.mcp = MCPServer(
             "qdrant-mcp-memory", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level
         )

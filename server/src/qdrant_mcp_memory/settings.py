@@ -27,6 +27,8 @@ DEFAULT_FIND_DESCRIPTION = (
     " - Get some personal information about the user"
 )
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Ends the vector name of an int8 model's vectors (EMBEDDING_QUANTIZED), which differ from the full model's.
+QUANTIZED_VECTOR_SUFFIX = "-int8"
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 Provider = Literal["fastembed", "openai"]
@@ -137,6 +139,11 @@ class Settings(BaseSettings):
     )
     # Parallel single-threaded ONNX runs (see embeddings/fastembed.py); None = one per available core.
     embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
+    # fastembed: run the model's int8 variant, made once in the cache (embeddings/quantize.py); its vectors
+    # have their own name, so a collection is written and searched with one variant only.
+    embedding_quantized: bool = Field(False, validation_alias=_env("EMBEDDING_QUANTIZED"))
+    # Vectors of recent queries kept in memory (the exact text; see querycache.py); 0 = none.
+    embedding_query_cache: int = Field(1024, validation_alias=_env("EMBEDDING_QUERY_CACHE"), ge=0, le=1_000_000)
     # The openai provider only.
     embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
     embedding_api_key: SecretStr | None = Field(None, validation_alias=_env("EMBEDDING_API_KEY"))
@@ -252,6 +259,11 @@ class Settings(BaseSettings):
         return self
 
     def _check_provider(self) -> None:
+        if self.embedding_provider == "openai" and self.embedding_quantized:
+            raise ValueError(
+                "EMBEDDING_QUANTIZED applies to fastembed's model in this process; with EMBEDDING_PROVIDER=openai the "
+                "service decides how its model runs: unset it"
+            )
         if self.embedding_provider == "fastembed":
             given = [
                 name
@@ -333,8 +345,10 @@ class Settings(BaseSettings):
     def vector_name(self) -> str:
         """The official server's layout: `fast-<last segment of the model name, lower-cased>`, whichever
         provider computes the vectors: the name says which model made them, so one model's collection
-        is searched the same through fastembed or a service that runs that model."""
-        return f"fast-{self.embedding_model.split('/')[-1].lower()}"
+        is searched the same through fastembed or a service that runs that model. The int8 variant's
+        vectors differ from the full model's, so they get a name of their own."""
+        name = f"fast-{self.embedding_model.split('/')[-1].lower()}"
+        return name + QUANTIZED_VECTOR_SUFFIX if self.embedding_quantized else name
 
     @property
     def effective_allowed_hosts(self) -> list[str]:

@@ -24,7 +24,7 @@ from .backends import Backend, DenseVector, NewCollection, Point, PointId, Searc
 from .embeddings import Embedder
 from .errors import CollectionLayoutError, CollectionNotFound, EmbeddingUnavailable, InvalidRequest
 from .filters import Filter
-from .settings import FilterableField
+from .settings import QUANTIZED_VECTOR_SUFFIX, FilterableField
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,14 @@ class QdrantStore:
                         "with (EMBEDDING_MODEL) or another collection"
                     )
                 return
+        twin = _other_variant(expected.name)
+        if any(vector.name == twin for vector in vectors):
+            written = "true" if twin.endswith(QUANTIZED_VECTOR_SUFFIX) else "false"
+            raise CollectionLayoutError(
+                f"collection {collection!r} was written with EMBEDDING_QUANTIZED={written} (vector {twin!r}), and the "
+                "int8 and the full model's vectors differ: search and write it with the setting it was written with, "
+                "or use another collection"
+            )
         found = ", ".join(f"{v.name or '<unnamed>'} (size {v.size})" for v in vectors) or "none"
         raise CollectionLayoutError(
             f"collection {collection!r} has no vector named {expected.name!r} (model {model!r}, size "
@@ -315,6 +323,13 @@ def _dedupe(entries: Sequence[Entry]) -> tuple[list[PointId], dict[PointId, Entr
                 "both: merge them, or give each its own id"
             )
     return ids, unique
+
+
+def _other_variant(vector_name: str) -> str:
+    """The name the same model's vectors have in the other precision (full or int8)."""
+    if vector_name.endswith(QUANTIZED_VECTOR_SUFFIX):
+        return vector_name.removesuffix(QUANTIZED_VECTOR_SUFFIX)
+    return vector_name + QUANTIZED_VECTOR_SUFFIX
 
 
 def _hit(point_id: PointId, score: float, payload: dict[str, Any]) -> Hit:

@@ -3,7 +3,7 @@
 The model is loaded once and shared. Each run is single-threaded: ONNX Runtime's
 multi-threaded runs spin between parallel sections, which on a small machine burns the
 core the event loop needs. Parallelism comes from several runs at once (see scheduler.py),
-each in a worker thread.
+each in a worker thread. With `quantized`, the model's int8 variant runs instead (quantize.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from . import EmbeddingModelError, Kind
+from .quantize import quantized_folder
 
 if TYPE_CHECKING:
     from fastembed import TextEmbedding
@@ -28,9 +29,10 @@ log = logging.getLogger(__name__)
 class FastEmbedModel:
     """A fastembed `TextEmbedding` with single-threaded ONNX runs, each in a worker thread."""
 
-    def __init__(self, name: str, cache: Path) -> None:
+    def __init__(self, name: str, cache: Path, *, quantized: bool = False) -> None:
         self._name = name
         self._cache = cache
+        self._quantized = quantized
         self._model: TextEmbedding | None = None
 
     @property
@@ -39,7 +41,7 @@ class FastEmbedModel:
 
     @property
     def description(self) -> str:
-        return "fastembed (in this process)"
+        return "fastembed (in this process, int8)" if self._quantized else "fastembed (in this process)"
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -52,10 +54,8 @@ class FastEmbedModel:
     def load_blocking(self) -> int:
         # onnxruntime reports usage to its vendor unless told not to; a memory server should not.
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-        from fastembed import TextEmbedding
-
         try:
-            model = TextEmbedding(self._name, threads=1, cache_dir=str(self._cache))
+            model = self._open()
         except ValueError as exc:
             hint = (
                 " HF_HUB_OFFLINE=1 forbids downloading it: bake it into the image or point FASTEMBED_CACHE_PATH"
@@ -72,6 +72,21 @@ class FastEmbedModel:
         self._model = model
         log.info("embedding model loaded", extra={"model": self._name, "dimension": dimension})
         return dimension
+
+    def _open(self) -> TextEmbedding:
+        from fastembed import TextEmbedding
+
+        cache = str(self._cache)
+        if not self._quantized:
+            return TextEmbedding(self._name, threads=1, cache_dir=cache)
+        from fastembed.text.onnx_embedding import OnnxTextEmbedding
+
+        # Where fastembed keeps the original (found, not loaded), then the int8 folder made from it.
+        original = TextEmbedding(self._name, cache_dir=cache, lazy_load=True).model
+        if not isinstance(original, OnnxTextEmbedding):
+            raise EmbeddingModelError(f"EMBEDDING_QUANTIZED=true needs an ONNX model; {self._name!r} is not one")
+        folder = quantized_folder(original._model_dir, original.model_description.model_file, self._cache)
+        return TextEmbedding(self._name, threads=1, cache_dir=cache, specific_model_path=str(folder))
 
     async def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
         return await anyio.to_thread.run_sync(self.embed_blocking, kind, texts)

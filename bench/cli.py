@@ -2,7 +2,7 @@
 
     python -m bench                       # every phase, full size (about an hour the first time)
     python -m bench --quick               # every phase, small (the test suite runs this)
-    python -m bench --phases compare      # or scale, worst-call, head-of-line, bulk-store (comma list)
+    python -m bench --phases compare      # or startup, scale, worst-call, head-of-line, bulk-store (comma list)
     python -m bench --only ours           # leave the official server out
     python -m bench --profile             # py-spy profile of each server under 8-client finds
 
@@ -78,6 +78,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     compare.add_argument("--profile", action="store_true", help="profile each server with py-spy under 8-client finds")
     compare.add_argument("--profile-finds", type=int, help="finds in the profiled phase (default 2000, quick 200)")
     compare.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
+
+    startup = parser.add_argument_group("startup")
+    startup.add_argument(
+        "--startup-repeats", type=int, help="timed warm spawns per server and transport (default 5, quick 2)"
+    )
+    startup.add_argument(
+        "--startup-cold",
+        type=int,
+        help="spawns after dropping the page cache, per server and transport (default 3, quick 1; 0: none)",
+    )
+    startup.add_argument(
+        "--startup-points", type=int, help="points in the folder each spawn opens (default 1000, quick 300)"
+    )
 
     scale = parser.add_argument_group("scale")
     scale.add_argument("--scale-sizes", help="points per collection, comma list (default 1000,10000,100000; quick 300)")

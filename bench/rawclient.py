@@ -1,8 +1,9 @@
-"""A minimal streamable-HTTP MCP client (legacy handshake) on plain httpx, for `--client raw`.
+"""A minimal streamable-HTTP MCP client (legacy handshake) on plain httpx, for `--client raw`
+and for timing a server's first answers (the startup phase).
 
-A cross-check only: it costs about 1 ms of CPU per call where the `mcp` SDK client costs
-1.5-4 ms, on the same 2 cores as the server, so comparing the two shows how much the SDK
-client holds the numbers down. The SDK client stays the reference.
+For workloads a cross-check only: it costs about 1 ms of CPU per call where the `mcp` SDK
+client costs 1.5-4 ms, on the same 2 cores as the server, so comparing the two shows how
+much the SDK client holds the numbers down. The SDK client stays the reference.
 """
 
 from __future__ import annotations

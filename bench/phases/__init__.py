@@ -22,6 +22,7 @@ from ..serverproc import ServerProcess
 # In the order a full run makes them: the comparison first, the long scale phase last.
 PHASES = {
     "compare": "compare",
+    "startup": "startup",
     "worst-call": "worst_call",
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",

@@ -23,6 +23,7 @@ from .app import Application
 from .settings import Settings
 from .telemetry import Telemetry
 from .transport.protocol import HeaderDeadlineProtocol
+from .transport.stdio import FirstLine, serve_stdio
 
 log = logging.getLogger("qdrant_mcp_memory")
 
@@ -36,11 +37,12 @@ class StartupError(Exception):
     """The server cannot start for a reason one line explains (port in use, storage locked, ...)."""
 
 
-async def serve(settings: Settings, telemetry: Telemetry) -> None:
+async def serve(settings: Settings, telemetry: Telemetry, first_line: FirstLine | None = None) -> None:
+    """Serve until stopped; over stdio, `first_line` is what the client sent before the SDK loaded."""
     application = Application(settings, telemetry)
     transport_up = anyio.Event()
     if settings.transport == "stdio":
-        run, stop = _stdio(application, transport_up)
+        run, stop = _stdio(application, transport_up, first_line)
     else:
         run, stop = _http(settings, application, transport_up)
     transport_done, components_done = anyio.Event(), anyio.Event()
@@ -76,14 +78,16 @@ async def serve(settings: Settings, telemetry: Telemetry) -> None:
         raise failure
 
 
-def _stdio(application: Application, up: anyio.Event) -> tuple[Callable[[], Awaitable[None]], Stop]:
+def _stdio(
+    application: Application, up: anyio.Event, first_line: FirstLine | None
+) -> tuple[Callable[[], Awaitable[None]], Stop]:
     scope = anyio.CancelScope()
 
     async def run() -> None:
         log.info("serving on stdio")
         up.set()
         with scope:
-            await application.mcp.run_stdio_async()
+            await serve_stdio(application.mcp, first_line)
 
     async def stop() -> None:
         scope.cancel()

@@ -26,7 +26,7 @@ from qdrant_mcp_memory.identity import HANDSHAKE_VERSIONS
 from qdrant_mcp_memory.settings import Settings
 from qdrant_mcp_memory.telemetry import Telemetry
 from qdrant_mcp_memory.telemetry.providers import Providers
-from qdrant_mcp_memory.transport.stdio import early_answer
+from qdrant_mcp_memory.transport.handshake import early_answer
 
 CLIENT_INFO = {"name": "test", "version": "0"}
 

@@ -3,17 +3,20 @@
 Desktop clients spawn a stdio server per conversation and wait for `initialize` before
 anything else, while importing the SDK (about a thousand pydantic models) and building the
 server takes most of a second of CPU. So the client's first line is read first, straight
-from fd 0 and one byte at a time, so that nothing after it is consumed. A well-formed
-`initialize` for a revision of the handshake era is answered at once: its answer depends
-only on that revision and on what the server says about itself (identity.py). Then the SDK
-loads, and its session receives the line as the first message it reads, so it negotiates
-exactly as if it had read the line itself; its own answer, which the client already has, is
-compared with the one sent (a difference is logged as the bug it is) and not written. Any
-other first line (a 2026-07-28 request, a malformed one) is left to the SDK to answer.
+from fd 0 up to the first newline (the protocol's delimiter) and one byte at a time, so that
+nothing after it is consumed. An `initialize` for a revision of the handshake era that the
+SDK is sure to accept (handshake.py) is answered at once: its answer depends only on that
+revision and on what the server says about itself (identity.py). Then the SDK loads, and its
+session receives what was read as the first messages it reads, split and parsed as its own
+reader would have, so it negotiates exactly as if it had read them itself; its own answer,
+which the client already has, is compared with the one sent (a difference is logged as the
+bug it is) and not written. Anything else (a 2026-07-28 request, a batch, a notification, a
+malformed line) is left to the SDK to answer.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..identity import HANDSHAKE_VERSIONS, initialize_result
+from .handshake import early_answer
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -52,30 +55,6 @@ def read_first_line(fd: int = 0) -> bytes | None:
             return bytes(line) or None
         line += byte
     return bytes(line)
-
-
-def early_answer(line: bytes) -> dict[str, Any] | None:
-    """The answer to `line` if it is a well-formed `initialize` of the handshake era, else None."""
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or message.get("method") != "initialize":
-        return None
-    request_id, params = message.get("id"), message.get("params")
-    if isinstance(request_id, bool) or not isinstance(request_id, int | str) or not isinstance(params, dict):
-        return None
-    client = params.get("clientInfo")
-    well_formed = (
-        params.get("protocolVersion") in HANDSHAKE_VERSIONS
-        and isinstance(params.get("capabilities"), dict)
-        and isinstance(client, dict)
-        and isinstance(client.get("name"), str)
-        and isinstance(client.get("version"), str)
-    )
-    if not well_formed:
-        return None
-    return {"jsonrpc": "2.0", "id": request_id, "result": initialize_result(params["protocolVersion"])}
 
 
 def answer_first_line(stdin: int = 0, stdout: int = 1) -> FirstLine | None:
@@ -115,28 +94,28 @@ async def serve_stdio(mcp_server: MCPServer[Any], first: FirstLine | None) -> No
 
 
 class _Replaying:
-    """A read stream that yields the first line, parsed as the SDK's stdio reader parses lines, then the stream."""
+    """A read stream that yields the bytes read before the SDK loaded as the SDK's stdio reader
+    would have (its text wrapper: UTF-8 with replacement, universal newlines), then the stream."""
 
     def __init__(self, line: bytes, inner: ReadStream[SessionMessage | Exception]) -> None:
         from mcp.shared.message import SessionMessage
         from mcp_types import jsonrpc_message_adapter
 
         self.inner = inner
-        self.first: SessionMessage | Exception | None
-        try:
-            text = line.decode("utf-8", errors="replace")
-            self.first = SessionMessage(jsonrpc_message_adapter.validate_json(text, by_name=False))
-        except Exception as exc:  # the SDK's reader hands invalid lines to the session as they are
-            self.first = exc
+        self.replayed: list[SessionMessage | Exception] = []
+        for text in io.TextIOWrapper(io.BytesIO(line), encoding="utf-8", errors="replace"):
+            try:
+                self.replayed.append(SessionMessage(jsonrpc_message_adapter.validate_json(text, by_name=False)))
+            except Exception as exc:  # the SDK's reader hands invalid lines to the session as they are
+                self.replayed.append(exc)
 
     @property
     def last_context(self) -> Any:
         return getattr(self.inner, "last_context", None)
 
     async def receive(self) -> SessionMessage | Exception:
-        if self.first is not None:
-            first, self.first = self.first, None
-            return first
+        if self.replayed:
+            return self.replayed.pop(0)
         return await self.inner.receive()
 
     async def aclose(self) -> None:

@@ -106,6 +106,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="py-spy profile of each engine under 8-client finds at the largest size",
     )
 
+    built = parser.add_argument_group("image")
+    built.add_argument(
+        "--image", help="measure this image instead of building one (quick runs skip the phase without it)"
+    )
+    built.add_argument(
+        "--image-base", help="PYTHON_IMAGE to build on (default: the local bookworm stand-in the stack tests build)"
+    )
+
     calls = parser.add_argument_group("worst-call, head-of-line, bulk-store")
     calls.add_argument("--bulk-calls", type=int, help="store-many calls in bulk-store (default 10, quick 2)")
     calls.add_argument("--bulk-size", type=int, help="documents per bulk-store call (default 1000, quick 100)")

@@ -23,11 +23,17 @@ PROTOCOL = "2025-06-18"
 class RawClient:
     """Speaks JSON-RPC over POST; answers as plain JSON or a one-event SSE stream."""
 
-    def __init__(self, url: str, mode: str = "legacy", read_timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        mode: str = "legacy",
+        read_timeout_seconds: float = 60.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if mode != "legacy":
             raise BenchError("--client raw speaks the legacy handshake only")
         self.url = url
-        self.http = httpx.AsyncClient(timeout=read_timeout_seconds)
+        self.http = httpx.AsyncClient(timeout=read_timeout_seconds, headers=headers)
         self.session_id: str | None = None
         self.protocol = PROTOCOL
         self.next_id = 0

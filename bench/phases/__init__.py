@@ -19,7 +19,7 @@ from ..driver import error_text
 from ..errors import BenchError
 from ..serverproc import ServerProcess
 
-# In the order a full run makes them: the comparison first, the long scale phase last.
+# In the order a full run makes them: the comparison first, the long scale phase, then the image build.
 PHASES = {
     "compare": "compare",
     "startup": "startup",
@@ -27,6 +27,7 @@ PHASES = {
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
     "scale": "scale",
+    "image": "image",
 }
 
 

@@ -26,6 +26,8 @@ PHASES = {
     "worst-call": "worst_call",
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
+    "durability": "durability",
+    "providers": "providers",
     "scale": "scale",
     "image": "image",
 }

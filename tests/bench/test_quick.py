@@ -25,7 +25,7 @@ pytestmark = pytest.mark.bench
 
 QUICK_LIMIT_S = 600
 STOP_GRACE_S = 30
-PHASES = {"compare", "startup", "scale", "worst-call", "head-of-line", "bulk-store", "image"}
+PHASES = {"compare", "startup", "scale", "worst-call", "head-of-line", "bulk-store", "durability", "providers", "image"}
 
 
 def run_quick_benchmark(out: Path) -> tuple[int, str, str]:

@@ -162,3 +162,13 @@ def test_the_local_default_collection_is_the_stack_default() -> None:
     local = re.search(r"^DEFAULT_COLLECTION=(\S+)$", (REPO / "scripts" / "up").read_text(), re.M)
     assert local and stack == f"${{COLLECTION_NAME:-{local[1]}}}", (stack, local and local[1])
     assert f"collection `{local[1]}` unless" in README
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """Each variable the server's settings read (the auth group's too) has a row in README's Settings."""
+    from qdrant_mcp_memory.settings import Settings
+
+    table = README.split("### Settings", 1)[1].split("\n### ", 1)[0]
+    names = {alias for field in Settings.model_fields.values() for alias in field.validation_alias.choices}
+    assert {"MCP_AUTH_MODE", "MCP_OAUTH_ISSUER", "MCP_PUBLIC_URL", "MCP_CALLER_HASH_KEY_FILE"} <= names
+    assert not sorted(name for name in names if f"`{name}`" not in table)

@@ -19,7 +19,7 @@ import pytest
 from mcp.client import Client
 from qdrant_client import QdrantClient, models
 
-from qdrant_mcp_memory.backends.edge import folder_kind
+from qdrant_mcp_memory.backends.root import folder_kind
 from qdrant_mcp_memory.migrate import PAUSE_AT_ENV, interrupted_migration, open_engine
 from support import ServerProcess
 
@@ -113,7 +113,7 @@ async def test_a_local_mode_folder_is_served_as_it_is_until_migrated_in_place(
     start_server: Start, tmp_path: Path, model: object
 ) -> None:
     folder = tmp_path / "memories"
-    ids = local_mode_folder(folder, lambda texts: model.embed("document", texts))
+    ids = local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
     original = tree_digest(folder)
 
     # Before migrating: the old folder keeps working, read-write, with a warning saying what to do.
@@ -198,7 +198,7 @@ def test_an_in_place_migration_that_fails_leaves_nothing_behind(tmp_path: Path, 
     """Failed, not killed (here: a server still has the folder open): one line, the source untouched, and
     no journal or partial copy that would stop the server from starting."""
     folder = tmp_path / "memories"
-    local_mode_folder(folder, lambda texts: model.embed("document", texts))
+    local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
     original = tree_digest(folder)
     holder = QdrantClient(path=str(folder))
     try:
@@ -227,7 +227,7 @@ async def test_an_interrupted_in_place_migration_is_finished_by_the_command_the_
     """SIGKILL `migrate --in-place` at each step: the server refuses to start (creating nothing), naming the
     command that finishes the job; that command finishes it; every point is there, the source is kept as it was."""
     folder = tmp_path / "memories"
-    local_mode_folder(folder, lambda texts: model.embed("document", texts))
+    local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
     original, points = tree_digest(folder), await contents(folder)
     kill_in_place_migration_at(step, folder)
     if unjournaled:

@@ -39,9 +39,10 @@ from pathlib import Path
 import anyio
 
 from .backends import Backend, FieldType, NewCollection
-from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
-from .backends.generations import write_json
+from .backends.edge import EdgeBackend, EmbeddedConfig
+from .backends.files import write_json
 from .backends.remote import RemoteBackend, RemoteConfig
+from .backends.root import folder_kind
 from .errors import ServiceError
 from .settings import default_local_path
 

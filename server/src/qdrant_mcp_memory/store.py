@@ -22,7 +22,7 @@ import anyio
 
 from .backends import Backend, DenseVector, NewCollection, Point, PointId, Search, SparseVector
 from .embeddings import Embedder
-from .errors import CollectionLayoutError, CollectionNotFound, InvalidRequest
+from .errors import CollectionLayoutError, CollectionNotFound, EmbeddingUnavailable, InvalidRequest
 from .filters import Filter
 from .settings import FilterableField
 
@@ -87,8 +87,10 @@ class CollectionDetails:
     vectors: list[DenseVector]
     sparse_vectors: list[str]
     indexed_fields: dict[str, str]
-    compatible: bool
-    expected: DenseVector
+    # None (and `unknown` says why) while the model's vector size is not known: its service is unreachable.
+    compatible: bool | None
+    expected: DenseVector | None
+    unknown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,14 +148,14 @@ class QdrantStore:
 
     async def delete_ids(self, collection: str, ids: Sequence[PointId]) -> int:
         """Delete points by id; returns how many of them existed."""
-        await self._require(collection)
+        await self._require_existing(collection)
         existing = await self.backend.existing_ids(collection, ids)
         await self.backend.delete_ids(collection, ids)
         return len(existing)
 
     async def delete_matching(self, collection: str, filter: Filter) -> int:
         """Delete every point the filter matches; returns how many there were."""
-        await self._require(collection)
+        await self._require_existing(collection)
         count = await self.backend.count(collection, filter)
         await self.backend.delete_matching(collection, filter)
         return count
@@ -199,7 +201,12 @@ class QdrantStore:
         schema = await self.backend.describe(collection)
         if schema is None:
             raise CollectionNotFound(f"collection {collection!r} does not exist")
-        expected = self._expected_vector()
+        expected: DenseVector | None = None
+        unknown = None
+        try:
+            expected = self._expected_vector()
+        except EmbeddingUnavailable as exc:  # what the engine holds can still be told
+            unknown = str(exc)
         return CollectionDetails(
             name=collection,
             points_count=schema.points_count,
@@ -207,17 +214,19 @@ class QdrantStore:
             vectors=list(schema.dense),
             sparse_vectors=list(schema.sparse),
             indexed_fields=schema.indexed_fields,
-            compatible=any(v.name == expected.name and v.size == expected.size for v in schema.dense),
+            compatible=None
+            if expected is None
+            else any(v.name == expected.name and v.size == expected.size for v in schema.dense),
             expected=expected,
+            unknown=unknown,
         )
 
     # -- layout ----------------------------------------------------------------------
 
-    async def _require(self, collection: str) -> _Layout:
-        layout = await self._layout(collection, create=False)
-        if layout is None:
+    async def _require_existing(self, collection: str) -> None:
+        """Deletes need the collection, not the model: they work while the embedding service is down."""
+        if collection not in self._layouts and await self.backend.describe(collection) is None:
             raise CollectionNotFound(f"collection {collection!r} does not exist")
-        return layout
 
     async def _writable(self, collection: str) -> _Layout:
         layout = await self._layout(collection, create=True)

@@ -10,7 +10,7 @@ may be is checked once, at this boundary (validation.py).
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -90,6 +90,12 @@ class StoreEntry(BaseModel):
 
 READ_TOOLS = ("qdrant-find", "qdrant-list-collections", "qdrant-collection-info")
 WRITE_TOOLS = ("qdrant-store", "qdrant-store-many", "qdrant-delete")
+# The access each tool needs (in OAuth mode, the read or the write scope): one table built from
+# the two lists above, so a tool added to either is covered; a tool in neither is refused.
+TOOL_ACCESS: dict[str, Literal["read", "write"]] = {
+    **dict.fromkeys(READ_TOOLS, "read"),
+    **dict.fromkeys(WRITE_TOOLS, "write"),
+}
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 # Stores are idempotent (the same text maps to the same point) but not purely additive: a
 # given id, or the same text with new metadata, replaces what the point held.

@@ -63,9 +63,52 @@ RUN --mount=type=secret,id=ca,required=false \
  && chmod -R a+rX /opt/models
 
 # ---------------------------------------------------------------------------------------------
-# The dependency venv as the runtime gets it: without pip/setuptools. Cached until the lock changes.
-FROM deps AS venv
-RUN pip uninstall -y -q pip setuptools
+# Build-only: binutils' strip, for the venv's shared libraries below.
+FROM base AS strip-tools
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && rm -rf /var/lib/apt/lists/*
+
+# ---------------------------------------------------------------------------------------------
+# The dependency venv as the runtime gets it: without pip/setuptools, and without what the server
+# never loads (the modules it imports and the libraries it maps were listed under load, for every
+# transport, engine and exporter: `python -m bench --phases image`, bench/README.md):
+#   - hf_xet, huggingface_hub's optional download accelerator (the image runs offline; without it
+#     a model download goes over plain HTTP);
+#   - onnxruntime's C API library (its Python binding has the runtime linked in) and its model
+#     conversion, optimisation and quantisation scripts;
+#   - Pillow's AVIF, WebP, colour-management and font modules and their libraries (fastembed imports
+#     Pillow for its image models; the server embeds text);
+#   - huggingface_hub's command line and Inference API client, pydantic's v1 compatibility layer;
+#   - the packages' test suites and numpy's test-only extensions, type stubs, C headers and Cython
+#     declarations, numpy's build tools (f2py, distutils);
+#   - the extension modules' debug symbols (`strip --strip-unneeded` keeps what the loader needs;
+#     the libraries auditwheel grafted into *.libs/ are left alone: patchelf rewrote their program
+#     headers, which strip breaks). Every shared library is then loaded once, so a broken one
+#     fails the build.
+# Each path is named exactly (rm -r fails on one that no longer exists: a new release is looked at
+# again). Cached until the lock changes.
+FROM strip-tools AS venv
+COPY --from=deps /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN pip uninstall -y -q hf-xet pip setuptools \
+ && site=$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+ && rm -r "$site"/onnxruntime/capi/libonnxruntime.so.* \
+          "$site"/onnxruntime/backend "$site"/onnxruntime/datasets "$site"/onnxruntime/quantization \
+          "$site"/onnxruntime/tools "$site"/onnxruntime/transformers \
+          "$site"/numpy/f2py "$site"/numpy/_core/include "$site"/numpy/_core/_*_tests.*.so \
+          "$site"/numpy/_core/_simd.*.so \
+          "$site"/PIL/_avif.*.so "$site"/PIL/_imagingcms.*.so "$site"/PIL/_imagingft.*.so "$site"/PIL/_webp.*.so \
+          "$site"/pillow.libs/libavif-*.so* "$site"/pillow.libs/liblcms2-*.so* "$site"/pillow.libs/libfreetype-*.so* \
+          "$site"/pillow.libs/libharfbuzz-*.so* "$site"/pillow.libs/libpng16-*.so* "$site"/pillow.libs/libbrotli*.so* \
+          "$site"/pillow.libs/libwebp*.so* "$site"/pillow.libs/libsharpyuv-*.so* \
+          "$site"/huggingface_hub/cli "$site"/huggingface_hub/inference "$site"/pydantic/v1 \
+ && rm -rf "$site"/numpy/distutils \
+ && find "$site" -depth -type d -name tests -exec rm -r {} + \
+ && find "$site" -type f \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.h' \) -delete \
+ && find "$site" -type f -name '*.so*' -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
+ && find "$site" -type f -name '*.so*' -exec python -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1])' {} \;
 
 # ---------------------------------------------------------------------------------------------
 FROM deps AS build

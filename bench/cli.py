@@ -79,6 +79,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     compare.add_argument("--profile-finds", type=int, help="finds in the profiled phase (default 2000, quick 200)")
     compare.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
 
+    startup = parser.add_argument_group("startup")
+    startup.add_argument(
+        "--startup-repeats", type=int, help="timed warm spawns per server and transport (default 5, quick 2)"
+    )
+    startup.add_argument(
+        "--startup-cold",
+        type=int,
+        help="spawns after dropping the page cache, per server and transport (default 3, quick 1; 0: none)",
+    )
+    startup.add_argument(
+        "--startup-points", type=int, help="points in the folder each spawn opens (default 1000, quick 300)"
+    )
+
     scale = parser.add_argument_group("scale")
     scale.add_argument("--scale-sizes", help="points per collection, comma list (default 1000,10000,100000; quick 300)")
     scale.add_argument("--scale-finds", type=int, help="finds per measurement (default 300, quick 20)")
@@ -91,6 +104,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scale-profile",
         action="store_true",
         help="py-spy profile of each engine under 8-client finds at the largest size",
+    )
+
+    built = parser.add_argument_group("image")
+    built.add_argument(
+        "--image", help="measure this image instead of building one (quick runs skip the phase without it)"
+    )
+    built.add_argument(
+        "--image-base", help="PYTHON_IMAGE to build on (default: the local bookworm stand-in the stack tests build)"
     )
 
     calls = parser.add_argument_group("worst-call, head-of-line, bulk-store")

@@ -1,8 +1,9 @@
-"""A minimal streamable-HTTP MCP client (legacy handshake) on plain httpx, for `--client raw`.
+"""A minimal streamable-HTTP MCP client (legacy handshake) on plain httpx, for `--client raw`
+and for timing a server's first answers (the startup phase).
 
-A cross-check only: it costs about 1 ms of CPU per call where the `mcp` SDK client costs
-1.5-4 ms, on the same 2 cores as the server, so comparing the two shows how much the SDK
-client holds the numbers down. The SDK client stays the reference.
+For workloads a cross-check only: it costs about 1 ms of CPU per call where the `mcp` SDK
+client costs 1.5-4 ms, on the same 2 cores as the server, so comparing the two shows how
+much the SDK client holds the numbers down. The SDK client stays the reference.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ PROTOCOL = "2025-06-18"
 class RawClient:
     """Speaks JSON-RPC over POST; answers as plain JSON or a one-event SSE stream."""
 
-    def __init__(self, url: str, mode: str = "legacy", read_timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        mode: str = "legacy",
+        read_timeout_seconds: float = 60.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if mode != "legacy":
             raise BenchError("--client raw speaks the legacy handshake only")
         self.url = url
-        self.http = httpx.AsyncClient(timeout=read_timeout_seconds)
+        self.http = httpx.AsyncClient(timeout=read_timeout_seconds, headers=headers)
         self.session_id: str | None = None
         self.protocol = PROTOCOL
         self.next_id = 0

@@ -97,6 +97,8 @@ def document(report: dict[str, Any], sections: dict[str, Callable[[dict[str, Any
         parts += [f"### {name}", ""]
         if result.get("fatal"):
             parts += [f"**FAILED**: {result['fatal'].splitlines()[0]}", ""]
+        if isinstance(result.get("skipped"), str):
+            parts += [f"Skipped: {result['skipped']}.", ""]
         render = sections.get(name)
         if render is not None and not result.get("skipped"):
             try:

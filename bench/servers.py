@@ -25,12 +25,15 @@ VECTOR_SIZE = 384
 MODERN = "2026-07-28"
 # The servers' own settings, which must not leak in from the caller's shell.
 SCRUB_PREFIXES = ("QDRANT_", "FASTMCP_", "MCP_", "OTEL_", "EMBEDDING_", "TOOL_", "LOG_")
-SCRUB_NAMES = ("COLLECTION_NAME", "FILTERABLE_FIELDS")
+# PYTHONDONTWRITEBYTECODE too: servers write and reuse bytecode as they do for users (pip
+# compiled the official venv's at install; ours would otherwise compile at every start).
+SCRUB_NAMES = ("COLLECTION_NAME", "FILTERABLE_FIELDS", "PYTHONDONTWRITEBYTECODE")
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """A server to start: `argv(port)` and `env(port)` make its command line and environment."""
+    """A server to start: `argv(port)` and `env(port)` make its command line and environment
+    (over streamable HTTP); `stdio_argv` its command line as a stdio client spawns it."""
 
     name: str
     python: str
@@ -38,6 +41,7 @@ class ServerSpec:
     env: Callable[[int], dict[str, str]]
     mcp_path: str
     ready_path: str | None
+    stdio_argv: list[str]
     modes: tuple[str, ...] = ("legacy",)
 
     def shown_env(self) -> dict[str, str]:
@@ -120,6 +124,7 @@ def ours(
         env=env,
         mcp_path="/mcp",
         ready_path="/readyz",
+        stdio_argv=[python, "-m", "qdrant_mcp_memory", "--transport", "stdio"],
         modes=modes,
     )
 
@@ -139,6 +144,7 @@ def official(venv: Path, model_cache: Path, storage: Mapping[str, str] | None = 
         env=env,
         mcp_path="/mcp/",  # /mcp answers 307 -> /mcp/
         ready_path=None,
+        stdio_argv=[str(venv / "bin" / "mcp-server-qdrant")],  # stdio is its default transport
     )
 
 

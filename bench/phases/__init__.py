@@ -19,9 +19,10 @@ from ..driver import error_text
 from ..errors import BenchError
 from ..serverproc import ServerProcess
 
-# In the order a full run makes them: the comparison first, the long scale phase last.
+# In the order a full run makes them: the comparison first, the long scale phase, then the image build.
 PHASES = {
     "compare": "compare",
+    "startup": "startup",
     "worst-call": "worst_call",
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
@@ -29,6 +30,7 @@ PHASES = {
     "providers": "providers",
     "query-path": "query_path",
     "scale": "scale",
+    "image": "image",
 }
 
 

@@ -268,9 +268,13 @@ def targets(
         note=f"ratio is vs official store throughput @{high}"
         + ("; quick run, target is for 1000 docs" if quick else ""),
     )
-    add("RSS right after ready, idle (MB)", startup(official, "rss_ready_mb"), startup(ours, "rss_ready_mb"))
+    o_idle, u_idle = startup(official, "rss_ready_mb"), startup(ours, "rss_ready_mb")
+    add("RSS right after ready, idle (MB)", o_idle, u_idle, "≤ 250 MB", None if u_idle is None else u_idle <= 250.0)
     o, u = (official or {}).get("rss_mb"), (ours or {}).get("rss_mb")
-    add("RSS after run, incl. children (MB)", o, u, "≤ 250 MB", None if u is None else u <= 250.0)
+    add("RSS after run, incl. children (MB)", o, u)
+    o_growth, u_growth = ratio(o, o_idle), ratio(u, u_idle)
+    met = None if u_growth is None else u_growth <= 1.2
+    add("RSS after run / RSS idle", o_growth, u_growth, "≤ 1.2", met, compared=None)
     o_stop, u_stop = (official or {}).get("sigterm") or {}, (ours or {}).get("sigterm")
     u_code = (u_stop or {}).get("returncode")
     met = None if not u_stop else u_code == 0

@@ -14,11 +14,8 @@ from 8 clients, and RSS. Every engine gets the same queries at a size.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from ..driver import LEGACY, run_calls, wait_ready
 from ..errors import BenchError
 from ..progress import log
 from ..report import at_most, number, ratio, table, target_row, targets_table
+from ..serverlog import start_timeline
 from . import recording_failure
 
 NAME = "scale"
@@ -124,7 +122,7 @@ async def _measure(
         limit = max(context.options.ready_timeout, READY_LIMIT_S)
         startup = await wait_ready(server, limit, first_find=queries[0])
         startup.pop("tools", None)
-        startup.update(server_timeline(server))
+        startup.update(start_timeline(server.log(), server.started))
         startup["rss_ready_mib"] = round(procfs.tree_rss_kib(server.pid)[0] / 1024, 1)
         measured["startup"] = startup
         no_index = {"note": "local mode: no index"}
@@ -152,22 +150,6 @@ async def _measure(
     if measured.get("fatal"):
         log(f"  {engine}@{size} FAILED: {measured['fatal']}")
     return measured
-
-
-def server_timeline(server: Any) -> dict[str, float]:
-    """Seconds from spawn to our server's own log events: transport up, model loaded, ready (engine open too)."""
-    events = {"serving": "log_serving_s", "embedding model loaded": "log_model_loaded_s", "ready": "log_ready_s"}
-    spawned_wall = time.time() - (time.perf_counter() - server.started)
-    found: dict[str, float] = {}
-    for line in server.log().splitlines():
-        try:
-            event = json.loads(line)
-            key = events.get(event.get("message"))
-            if key and key not in found:
-                found[key] = round(datetime.fromisoformat(event["ts"]).timestamp() - spawned_wall, 3)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue
-    return found
 
 
 async def _finds(context: Context, server: Any, queries: list[str], finds: int) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .embeddings import MAX_TOKENS, EmbeddingModel
 from .embeddings.fastembed import FastEmbedModel
 from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
+from .identity import INSTRUCTIONS, NAME
 from .oauth import OAuth, OAuthGate, ScopeEnforcer, ScopeGuard
 from .querycache import QueryCache
 from .resources import register_resources
@@ -43,10 +44,6 @@ from .transport.streams import RequestTracker
 
 log = logging.getLogger(__name__)
 
-INSTRUCTIONS = (
-    "Semantic memory backed by Qdrant. Store facts with qdrant-store (or many at once with "
-    "qdrant-store-many) and retrieve them by meaning with qdrant-find."
-)
 # Calls that arrive while the model loads wait this long for it before failing.
 START_WAIT_S = 120.0
 GATED_METHODS = frozenset({"tools/call", "resources/read"})
@@ -171,9 +168,7 @@ class Application:
         if settings.embedding_query_cache:
             embedder = QueryCache(embedder, settings.embedding_query_cache)
         self.store = QdrantStore(self.backend, embedder, config, Bm25Encoder())
-        self.mcp = MCPServer(
-            "qdrant-mcp-memory", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level
-        )
+        self.mcp = MCPServer(NAME, version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level)
         tools = register_tools(self.mcp, settings, self.store)
         register_resources(self.mcp, self.store)
         register_health(self.mcp, self)

@@ -85,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     except TelemetryConfigError as exc:
         return _invalid(str(exc))
     try:
+        first_line = None
+        if settings.transport == "stdio":  # before the SDK loads: see transport/stdio.py
+            from .transport.stdio import answer_first_line
+
+            first_line = answer_first_line()
         import anyio
 
         from .serve import serve
 
-        anyio.run(serve, settings, telemetry, backend_options={"use_uvloop": _has_uvloop()})
+        anyio.run(serve, settings, telemetry, first_line, backend_options={"use_uvloop": _has_uvloop()})
     except BaseException as exc:  # every failure ends as one line and exit 1 (Ctrl-C included)
         if isinstance(exc, KeyboardInterrupt):
             return 0

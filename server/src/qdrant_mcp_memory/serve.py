@@ -1,4 +1,6 @@
-"""Serving: the transport answers at once while the model loads; a signal stops it gracefully.
+"""Serving: the transport comes up first, then the engine opens and the model loads behind it
+(both take the interpreter for seconds: started first, they would hold up the transport's first
+answers); tool calls wait for them. A signal stops the server gracefully.
 
 Stop order on SIGTERM/SIGINT: new requests are refused (503), calls in flight finish (up to
 DRAIN_GRACE_S), event streams are ended, uvicorn closes, then the embedding workers stop
@@ -21,6 +23,7 @@ from .app import Application
 from .settings import Settings
 from .telemetry import Telemetry
 from .transport.protocol import header_deadline_protocol
+from .transport.stdio import FirstLine, serve_stdio
 
 log = logging.getLogger("qdrant_mcp_memory")
 
@@ -34,12 +37,14 @@ class StartupError(Exception):
     """The server cannot start for a reason one line explains (port in use, storage locked, ...)."""
 
 
-async def serve(settings: Settings, telemetry: Telemetry) -> None:
+async def serve(settings: Settings, telemetry: Telemetry, first_line: FirstLine | None = None) -> None:
+    """Serve until stopped; over stdio, `first_line` is what the client sent before the SDK loaded."""
     application = Application(settings, telemetry)
+    transport_up = anyio.Event()
     if settings.transport == "stdio":
-        run, stop = _stdio(application)
+        run, stop = _stdio(application, transport_up, first_line)
     else:
-        run, stop = _http(settings, application)
+        run, stop = _http(settings, application, transport_up)
     transport_done, components_done = anyio.Event(), anyio.Event()
     failure: BaseException | None = None
 
@@ -47,6 +52,9 @@ async def serve(settings: Settings, telemetry: Telemetry) -> None:
         # The engine stays open until the transport has stopped: calls in flight can finish.
         nonlocal failure
         try:
+            await transport_up.wait()
+            if transport_done.is_set():  # the transport never came up
+                return
             async with application.running():
                 await transport_done.wait()
         except Exception as exc:
@@ -62,6 +70,7 @@ async def serve(settings: Settings, telemetry: Telemetry) -> None:
             tasks.start_soon(application.sessions.expire_idle)
         await run()
         transport_done.set()
+        transport_up.set()
         await components_done.wait()
         tasks.cancel_scope.cancel()
     log.info("stopped")
@@ -69,13 +78,16 @@ async def serve(settings: Settings, telemetry: Telemetry) -> None:
         raise failure
 
 
-def _stdio(application: Application) -> tuple[Callable[[], Awaitable[None]], Stop]:
+def _stdio(
+    application: Application, up: anyio.Event, first_line: FirstLine | None
+) -> tuple[Callable[[], Awaitable[None]], Stop]:
     scope = anyio.CancelScope()
 
     async def run() -> None:
         log.info("serving on stdio")
+        up.set()
         with scope:
-            await application.mcp.run_stdio_async()
+            await serve_stdio(application.mcp, first_line)
 
     async def stop() -> None:
         scope.cancel()
@@ -83,10 +95,11 @@ def _stdio(application: Application) -> tuple[Callable[[], Awaitable[None]], Sto
     return run, stop
 
 
-def _http(settings: Settings, application: Application) -> tuple[Callable[[], Awaitable[None]], Stop]:
+def _http(settings: Settings, application: Application, up: anyio.Event) -> tuple[Callable[[], Awaitable[None]], Stop]:
     tracker = application.http_app()
     sock = _bind(settings.host, settings.port)
     server = _Server(
+        up,
         uvicorn.Config(
             tracker,
             log_config=None,
@@ -96,7 +109,7 @@ def _http(settings: Settings, application: Application) -> tuple[Callable[[], Aw
             timeout_keep_alive=KEEP_ALIVE_S,
             # The calls were drained already; what is left is cancelled streams winding down.
             timeout_graceful_shutdown=1,
-        )
+        ),
     )
 
     async def run() -> None:
@@ -142,8 +155,17 @@ async def _stop_on_signal(stop: Stop) -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn re-raises a captured SIGTERM after shutting down, so the process would die by the
-    signal (exit 143). Signals are handled by `_stop_on_signal` instead, so a clean stop exits 0."""
+    """Sets `up` once it listens. uvicorn re-raises a captured SIGTERM after shutting down, so the
+    process would die by the signal (exit 143). Signals are handled by `_stop_on_signal` instead,
+    so a clean stop exits 0."""
+
+    def __init__(self, up: anyio.Event, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = up
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.up.set()
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -11,17 +11,21 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from mcp.server import MCPServer
 from opentelemetry import metrics, trace
 
 from .. import __version__
-from ..backends import Backend
-from ..embeddings import Embedder, EmbeddingModel
 from ..settings import Settings
 from .instruments import BoundedValues, Instruments, Probes
 from .providers import Providers, TelemetryConfigError, build_providers
+
+if TYPE_CHECKING:  # stdio answers `initialize` after setup_telemetry and before the SDK loads
+    from mcp.server import MCPServer
+
+    from ..backends import Backend
+    from ..embeddings import Embedder, EmbeddingModel
 
 SCOPE = "qdrant_mcp"
 

@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opentelemetry.sdk.resources import Resource
-
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -79,6 +78,8 @@ def _protocol(signal: str) -> str:
 
 def build_resource(version: str) -> Resource:
     """service.name (OTEL_SERVICE_NAME wins over the default), version and a per-process instance id."""
+    from opentelemetry.sdk.resources import Resource
+
     resource = Resource.create({"service.version": version, "service.instance.id": str(uuid.uuid4())})
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))

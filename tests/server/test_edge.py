@@ -125,7 +125,7 @@ async def test_the_index_is_built_in_the_background_while_searches_and_writes_go
         assert len(latencies) > 10, "the build should take a while"
         assert max(latencies) < 0.5, f"a search waited {max(latencies):.2f} s during the index build"
         assert await backend.count("big") == count + len(late)
-        assert set(await backend.existing_ids("big", late)) == set(late)
+        assert {point.id for point in await backend.retrieve("big", late)} == set(late)
         shard = backend._collections["big"].shard
         info = await anyio.to_thread.run_sync(shard.info)
         assert info.indexed_vectors_count >= OPTIMIZE_AT_UNINDEXED

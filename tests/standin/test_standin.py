@@ -116,11 +116,13 @@ async def test_remote_backend_round_trip(backend: RemoteBackend) -> None:
     assert await backend.count(collection, recent) == 2
     assert await backend.count(collection, parse_filter({"must": [{"is_empty": {"key": "metadata.tags"}}]})) == 3
     assert await backend.count(collection, parse_filter({"must": [{"has_id": [1, UUID_ID]}]})) == 2
-    assert sorted(map(str, await backend.existing_ids(collection, [1, UUID_ID, 99]))) == sorted(["1", UUID_ID])
+    assert sorted(str(point.id) for point in await backend.retrieve(collection, [1, UUID_ID, 99])) == sorted(
+        ["1", UUID_ID]
+    )
     await backend.delete_ids(collection, [2])
     await backend.delete_matching(collection, metadata_filter({"topic": "work"}))
     assert await backend.count(collection) == 1
-    assert await backend.existing_ids(collection, [UUID_ID]) == [UUID_ID]
+    assert [point.id for point in await backend.retrieve(collection, [UUID_ID])] == [UUID_ID]
 
 
 async def test_scroll_pages_with_vectors(backend: RemoteBackend) -> None:

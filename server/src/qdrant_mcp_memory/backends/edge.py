@@ -17,8 +17,9 @@ and would freeze the process; it runs instead in a child process on a copy of th
 while searches and writes go on against the live one. Writes made meanwhile are replayed
 onto the optimized copy, which then replaces the live shard in one step (loading an
 optimized shard maps its files: a fraction of a second even at 100 000 points). How a
-collection's folder and its generations change safely is `generations.py`; this module is
-the engine adapter and decides when a build runs.
+collection's folder and its generations change safely is `generations.py`; how the seam's
+requests become the engine's is `edge_requests.py`; this module is the engine adapter and
+decides when a build runs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -43,11 +44,12 @@ from anyio.abc import TaskGroup
 from .. import filters as f
 from ..errors import CollectionNotFound, QdrantRejected, QdrantUnavailable, ServiceError
 from . import (
-    RRF_K,
     CollectionSchema,
     DenseVector,
     FieldType,
     NewCollection,
+    OrderedPoint,
+    OrderedScroll,
     Page,
     Point,
     PointId,
@@ -59,6 +61,7 @@ from . import (
     generations,
     point_id_of,
 )
+from .edge_requests import first_line, ordered_scroll_request, render_filter, scroll_request, search_request
 from .generations import LiveCollection
 
 if TYPE_CHECKING:
@@ -76,11 +79,15 @@ OPTIMIZE_AT_UNINDEXED = 8_000
 # Writes count as paused after this long without one: then the shard is flushed (bounding what
 # a crash would replay from the WAL) and, if enough is unindexed, an index build starts.
 QUIET_S = 2.0
-# Candidates explored per search in the HNSW graph (Qdrant's default is 100): a little more
-# recall for a memory store's small limits, at a cost far below the query's embedding.
-SEARCH_EF = 128
-_INDEX_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "boolean": "Bool"}
-_SCHEMA_NAMES = {"Keyword": "keyword", "Integer": "integer", "Float": "float", "Bool": "bool", "Text": "text"}
+_INDEX_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "boolean": "Bool", "datetime": "Datetime"}
+_SCHEMA_NAMES = {
+    "Keyword": "keyword",
+    "Integer": "integer",
+    "Float": "float",
+    "Bool": "bool",
+    "Text": "text",
+    "Datetime": "datetime",
+}
 
 FolderKind = Literal["missing", "empty", "edge", "local-mode", "other"]
 
@@ -238,65 +245,38 @@ class EdgeBackend:
         )
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]:
-        import qdrant_edge as qe
-
         found = self._get(collection)
-        query_filter = _filter(search.filter)
-        params = qe.SearchParams(hnsw_ef=SEARCH_EF)
-        if search.sparse is None or search.sparse_name is None:
-            request = qe.QueryRequest(
-                limit=search.limit,
-                query=qe.Query.Nearest(search.dense, using=search.dense_name),
-                filter=query_filter,
-                score_threshold=search.score_threshold,
-                with_payload=True,
-                params=params,
-            )
-        else:
-            sparse = qe.SparseVector(indices=search.sparse.indices, values=search.sparse.values)
-            request = qe.QueryRequest(
-                limit=search.limit,
-                prefetches=[
-                    qe.Prefetch(
-                        query=qe.Query.Nearest(search.dense, using=search.dense_name),
-                        limit=search.candidates,
-                        filter=query_filter,
-                        score_threshold=search.score_threshold,
-                        params=params,
-                    ),
-                    qe.Prefetch(
-                        query=qe.Query.Nearest(sparse, using=search.sparse_name),
-                        limit=search.candidates,
-                        filter=query_filter,
-                    ),
-                ],
-                # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
-                query=cast("qe.Fusion", qe.Fusion.Rrf(k=RRF_K)),
-                filter=query_filter,
-                with_payload=True,
-            )
-        points = await self._run(found.shard.query, request)
+        points = await self._run(found.shard.query, search_request(search))
         return [ScoredPoint(point_id_of(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
-    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
+    async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
         found = self._get(collection)
-        records = await self._run(found.shard.retrieve, list(ids), False, False)
-        return [point_id_of(record.id) for record in records]
+        records = await self._run(found.shard.retrieve, list(ids), True, with_vectors)
+        return [_from_record(record) for record in records]
 
     async def count(self, collection: str, filter: f.Filter | None = None) -> int:
         import qdrant_edge as qe
 
         found = self._get(collection)
-        return int(await self._run(found.shard.count, qe.CountRequest(exact=True, filter=_filter(filter))))
+        return int(await self._run(found.shard.count, qe.CountRequest(exact=True, filter=render_filter(filter))))
 
-    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
-        import qdrant_edge as qe
-
+    async def scroll(
+        self,
+        collection: str,
+        offset: PointId | None,
+        limit: int,
+        filter: f.Filter | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
         found = self._get(collection)
-        request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
-        records, next_offset = await self._run(found.shard.scroll, request)
+        records, next_offset = await self._run(found.shard.scroll, scroll_request(offset, limit, filter, with_vectors))
         points = [_from_record(record) for record in records]
         return Page(points, point_id_of(next_offset) if next_offset is not None else None)
+
+    async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
+        found = self._get(collection)
+        records, _ = await self._run(found.shard.scroll, ordered_scroll_request(scroll))
+        return [OrderedPoint(_from_record(record), record.order_value) for record in records]
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -347,10 +327,15 @@ class EdgeBackend:
     async def delete_matching(self, collection: str, filter: f.Filter) -> None:
         import qdrant_edge as qe
 
-        rendered = _filter(filter)
+        rendered = render_filter(filter)
         if rendered is None:
             raise QdrantRejected("refusing to delete with an empty filter")
         await self._write(collection, qe.UpdateOperation.delete_points_by_filter(rendered), count=1)
+
+    async def overwrite_payload(self, collection: str, point_id: PointId, payload: dict[str, Any]) -> None:
+        import qdrant_edge as qe
+
+        await self._write(collection, qe.UpdateOperation.overwrite_payload([point_id], payload), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
         found = self._get(collection)
@@ -411,11 +396,7 @@ class EdgeBackend:
         except ServiceError:
             raise
         except Exception as exc:
-            raise QdrantRejected(f"the embedded engine refused the request: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise QdrantRejected(f"the embedded engine refused the request: {first_line(exc)}") from exc
 
 
 def _enum_name(value: object) -> str:
@@ -435,59 +416,3 @@ def _from_record(record: qe.Record) -> Point:
         elif (values := dense_of(vector)) is not None:
             dense[name] = values
     return Point(point_id_of(record.id), dense, dict(record.payload or {}), sparse)
-
-
-def _filter(flt: f.Filter | None) -> qe.Filter | None:
-    try:
-        return _render(flt) if flt else None
-    except (ValueError, TypeError, OverflowError) as exc:  # what filters.py could not foresee
-        raise QdrantRejected(f"the embedded engine cannot use this filter: {_first_line(exc)}") from None
-
-
-def _render(flt: f.Filter) -> qe.Filter:
-    import numpy
-    import qdrant_edge as qe
-
-    def conditions(items: Sequence[f.Condition]) -> list[Any] | None:
-        return [condition(item) for item in items] or None
-
-    def condition(item: f.Condition) -> Any:
-        if isinstance(item, f.Filter):
-            return _render(item)
-        if isinstance(item, f.IsEmpty):
-            return qe.IsEmptyCondition(key=item.key)
-        if isinstance(item, f.IsNull):
-            return qe.IsNullCondition(key=item.key)
-        if isinstance(item, f.HasId):
-            return qe.HasIdCondition(point_ids=set(item.ids))
-        if isinstance(item, f.Nested):
-            return qe.NestedCondition(key=item.key, filter=_render(item.filter))
-        return qe.FieldCondition(key=item.key, **field_check(item.check))
-
-    def field_check(check: f.Match | f.Range | f.DatetimeRange) -> dict[str, Any]:
-        if isinstance(check, f.MatchValue):
-            # qdrant-edge 0.9.0 turns a Python bool into the integer 1/0, which matches no boolean
-            # payload value; numpy's bool reaches the engine as a boolean.
-            value = cast(bool, numpy.bool_(check.value)) if isinstance(check.value, bool) else check.value
-            return {"match": qe.MatchValue(value)}
-        if isinstance(check, f.MatchAny):
-            return {"match": qe.MatchAny(any=check.listed())}
-        if isinstance(check, f.MatchExcept):
-            return {"match": qe.MatchExcept(check.listed())}
-        if isinstance(check, f.MatchText):
-            return {"match": qe.MatchText(text=check.text)}
-        if isinstance(check, f.DatetimeRange):
-            return {"range": qe.RangeDateTime(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
-        return {"range": qe.RangeFloat(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
-
-    min_should = None
-    if flt.min_should:
-        min_should = qe.MinShould(
-            conditions=conditions(flt.min_should.conditions) or [], min_count=flt.min_should.min_count
-        )
-    return qe.Filter(
-        must=conditions(flt.must),
-        should=conditions(flt.should),
-        must_not=conditions(flt.must_not),
-        min_should=min_should,
-    )

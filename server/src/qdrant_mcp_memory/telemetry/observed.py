@@ -22,6 +22,8 @@ from ..backends import (
     CollectionSchema,
     FieldType,
     NewCollection,
+    OrderedPoint,
+    OrderedScroll,
     Page,
     Point,
     PointId,
@@ -172,9 +174,9 @@ class ObservedBackend:
         self.instruments.hits_returned.add(len(hits), self._collection(collection))
         return hits
 
-    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
+    async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
         with self._operation("retrieve", collection) as operation:
-            found = await self.backend.existing_ids(collection, ids)
+            found = await self.backend.retrieve(collection, ids, with_vectors)
             operation.rows = len(found)
         return found
 
@@ -192,11 +194,28 @@ class ObservedBackend:
         with self._operation("delete", collection):
             await self.backend.delete_matching(collection, filter)
 
-    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
+    async def overwrite_payload(self, collection: str, point_id: PointId, payload: dict[str, Any]) -> None:
+        with self._operation("overwrite_payload", collection):
+            await self.backend.overwrite_payload(collection, point_id, payload)
+
+    async def scroll(
+        self,
+        collection: str,
+        offset: PointId | None,
+        limit: int,
+        filter: Filter | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
         with self._operation("scroll", collection) as operation:
-            page = await self.backend.scroll(collection, offset, limit)
+            page = await self.backend.scroll(collection, offset, limit, filter, with_vectors)
             operation.rows = len(page.points)
         return page
+
+    async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
+        with self._operation("scroll", collection) as operation:
+            points = await self.backend.scroll_ordered(collection, scroll)
+            operation.rows = len(points)
+        return points
 
     def _collection(self, collection: str, *, exists: bool = True) -> dict[str, Any]:
         return {"db.collection.name": self.names.collection(collection, exists=exists)}

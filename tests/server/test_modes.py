@@ -1,4 +1,4 @@
-"""Configurations and run modes: read-only, fixed collection, filters, auth, readiness, stdio, SSE, shutdown."""
+"""Configurations and run modes: fixed collection, filters, auth, readiness, stdio, SSE, shutdown."""
 
 from __future__ import annotations
 
@@ -36,16 +36,6 @@ async def wait_for_calls_in_flight(server: ServerProcess, count: int) -> None:
     with anyio.fail_after(30):
         while httpx.get(server.base + "/readyz").json().get("calls_in_flight", 0) < count:
             await anyio.sleep(0.05)
-
-
-async def tool_names(url: str) -> set[str]:
-    async with Client(url) as client:
-        return {tool.name for tool in (await client.list_tools()).tools}
-
-
-async def test_read_only_registers_no_write_tools(start_server: Start) -> None:
-    server = start_server({"QDRANT_READ_ONLY": "true"})
-    assert await tool_names(server.mcp_url) == {"qdrant-find", "qdrant-list-collections", "qdrant-collection-info"}
 
 
 async def test_collection_name_setting_hides_the_parameter(start_server: Start) -> None:

@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Semantic memory backed by Qdrant. Store facts with qdrant-store (or many at once with "
-    "qdrant-store-many) and retrieve them by meaning with qdrant-find."
+    "qdrant-store-many; ttl or expires_at make them expire, if_similar avoids storing one twice) and "
+    "retrieve them by meaning with qdrant-find (recency ranks newer ones higher, diversity avoids "
+    "repeats). Browse with qdrant-list, read by id with qdrant-get, correct with qdrant-update."
 )
 # Calls that arrive while the model loads wait this long for it before failing.
 START_WAIT_S = 120.0
@@ -113,8 +115,14 @@ class Application:
             vector_name=settings.vector_name,
             filterable=tuple(settings.filterable_fields or ()),
             hybrid=settings.hybrid_search,
+            similarity_threshold=settings.similarity_threshold,
         )
-        self.store = QdrantStore(self.backend, telemetry.observe_embedder(self.scheduler), config, Bm25Encoder())
+        self.store = QdrantStore(
+            self.backend,
+            telemetry.observe_embedder(self.scheduler),
+            config,
+            Bm25Encoder(),
+        )
         self.mcp = MCPServer(
             "qdrant-mcp-memory", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level
         )
@@ -162,13 +170,16 @@ class Application:
                 extra={"qdrant": self.backend.description},
             )
         try:
-            async with self.backend.running(), self.scheduler.running():
+            async with self.backend.running(), self.scheduler.running(), anyio.create_task_group() as tasks:
                 log.info("ready", extra={"qdrant": self.backend.description, "model": self.scheduler.model_name})
                 self._ready.set()
+                if not self.settings.read_only:
+                    tasks.start_soon(self.store.purge_periodically, self.settings.purge_interval)
                 try:
                     yield
                 finally:
                     self.stopping = True
+                    tasks.cancel_scope.cancel()
         except BaseException as exc:
             self._failure = exc
             raise

@@ -122,6 +122,7 @@ class Application:
             telemetry.observe_embedder(self.scheduler),
             config,
             Bm25Encoder(),
+            telemetry.memory_events(),
         )
         self.mcp = MCPServer(
             "qdrant-mcp-memory", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level

@@ -20,6 +20,7 @@ from .. import __version__
 from ..backends import Backend
 from ..embeddings import Embedder, EmbeddingModel
 from ..settings import Settings
+from ..store import MemoryEvents
 from .instruments import BoundedValues, Instruments, Probes
 from .providers import Providers, TelemetryConfigError, build_providers
 
@@ -69,6 +70,14 @@ class Telemetry:
             parts = urlsplit(url)
             server = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 6333))
         return ObservedBackend(backend, self._tracer, self._instruments, self.names, server)
+
+    def memory_events(self) -> MemoryEvents | None:
+        """What counts the memories created, updated and expired; None when telemetry is off."""
+        if not self.enabled:
+            return None
+        from .observed import ObservedMemoryEvents
+
+        return ObservedMemoryEvents(self._instruments, self.names)
 
     def observe_server(self, mcp: MCPServer, tools: Iterable[str]) -> None:
         """Append the message middleware (inside the SDK's own span) and learn the tool names."""

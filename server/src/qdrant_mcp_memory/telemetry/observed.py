@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -100,6 +100,27 @@ class ObservedEmbedder:
                 raise
             finally:
                 self.instruments.embedding_duration.record(time.perf_counter() - start, model)
+
+
+class ObservedMemoryEvents:
+    """Counts the memories each write created, updated or let expire, per collection."""
+
+    def __init__(self, instruments: Instruments, names: BoundedValues) -> None:
+        self.instruments = instruments
+        self.names = names
+
+    def created(self, collection: str, count: int) -> None:
+        self._add(self.instruments.memories_created, collection, count)
+
+    def updated(self, collection: str, count: int) -> None:
+        self._add(self.instruments.memories_updated, collection, count)
+
+    def expired(self, collection: str, count: int) -> None:
+        self._add(self.instruments.memories_expired, collection, count)
+
+    def _add(self, counter: metrics.Counter, collection: str, count: int) -> None:
+        if count:
+            counter.add(count, {"db.collection.name": self.names.collection(collection, exists=True)})
 
 
 @dataclass

@@ -490,7 +490,7 @@ SEED = [
 @dataclass(frozen=True)
 class Fingerprint:
     points: int
-    contents: frozenset[tuple[str, str, str]]
+    contents: frozenset[tuple[str, str, str, str]]
 
     def differs_from(self, other: Fingerprint) -> str:
         added = sorted(self.contents - other.contents)
@@ -499,13 +499,13 @@ class Fingerprint:
 
 
 def fingerprint(era: Era, collection: str) -> Fingerprint:
-    """Point count and the (id, document, metadata) of every hit of a fixed query (limit 100)."""
+    """Point count and the (id, document, metadata, expiry) of every hit of a fixed query (limit 100)."""
     found = era.call("qdrant-find", {"query": FINGERPRINT_QUERY, "collection_name": collection, "limit": 100})
     assert found.status == 200 and not found.is_tool_error and found.structured, found.describe()
     info = era.call("qdrant-collection-info", {"collection_name": collection})
     assert info.status == 200 and not info.is_tool_error and info.structured, info.describe()
     contents = frozenset(
-        (str(hit["id"]), hit["document"], json.dumps(hit["metadata"], sort_keys=True))
+        (str(hit["id"]), hit["document"], json.dumps(hit["metadata"], sort_keys=True), hit.get("expires_at") or "")
         for hit in found.structured["hits"]
     )
     return Fingerprint(info.structured["points_count"], contents)

@@ -150,7 +150,7 @@ async def test_the_sdk_client_sees_the_same_refusals(arbitrary: Target, era: str
 
 
 def test_the_corpus_left_the_data_unchanged(arbitrary: Target, typed: Target) -> None:
-    """Point count and every (id, document, metadata) as before the corpus; no case changed them on the way."""
+    """Point count and every (id, document, metadata, expiry) as before the corpus; no case changed them on the way."""
     for target in (arbitrary, typed):
         for era in target.eras.values():
             assert fingerprint(era, COLLECTION) == target.baseline

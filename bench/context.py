@@ -41,13 +41,15 @@ class Context:
         storage: Mapping[str, str] | None = None,
         modes: tuple[str, ...] = ("legacy",),
         metrics_port: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> ServerSpec:
-        """Our server with this run's interpreter, model cache and --ours-env; in memory unless `storage`."""
+        """Our server with this run's interpreter, model cache and --ours-env (then `env`); in memory
+        unless `storage`."""
         return servers.ours(
             self.ours_python,
             self.model_cache,
             storage=storage,
-            extra_env=self.ours_env,
+            extra_env={**self.ours_env, **(env or {})},
             modes=modes,
             metrics_port=metrics_port,
         )

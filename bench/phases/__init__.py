@@ -25,6 +25,7 @@ PHASES = {
     "worst-call": "worst_call",
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
+    "lifecycle": "lifecycle",
     "scale": "scale",
 }
 

@@ -262,6 +262,49 @@ async def test_if_similar_within_one_store_many(store: QdrantStore, unique: Uniq
     assert (await store.collection_details(notes)).points_count == 2
 
 
+async def test_points_without_the_document_key_are_read_as_they_are(store: QdrantStore, unique: Unique) -> None:
+    """Another tool's layout (no `document`, or one that is not text): answered with what is there."""
+    notes = unique("foreign")
+    await store.store(notes, [Entry("Our own note about the garden.")])
+    (vector,) = await store.embedder.embed_documents(["a note about the garden, stored elsewhere"])
+    await store.backend.upsert(
+        notes,
+        [
+            Point(41, {VECTOR: vector}, {"page_content": "stored elsewhere", "metadata": {"source": "x"}}),
+            Point(42, {VECTOR: vector}, {"document": {"title": "garden"}, "metadata": "not an object"}),
+        ],
+    )
+    fetched = await store.get(notes, [41, 42])
+    assert [(m.document, m.metadata) for m in fetched.memories] == [
+        ("", {"source": "x"}),
+        ('{"title": "garden"}', None),
+    ]
+    found = await store.find(notes, "garden", 3)
+    assert found is not None and {hit.id for hit in found.hits} >= {41, 42}
+    assert {m.id for m in (await store.list_page(notes, 10)).memories} >= {41, 42}
+    updated = await store.update(notes, 41, metadata_patch={"seen": True})
+    assert updated.metadata == {"source": "x", "seen": True} and updated.created_at is None
+    await store.update(notes, 42, metadata={"kind": "garden"})
+    # Other tools' keys stay, and so does what was not changed, as they wrote it (or left it out).
+    first, second = await store.backend.retrieve(notes, [41, 42])
+    assert set(first.payload) == {"page_content", "metadata", "updated_at"}
+    assert (first.payload["page_content"], first.payload["metadata"]) == ("stored elsewhere", updated.metadata)
+    assert second.payload["document"] == {"title": "garden"} and second.payload["metadata"] == {"kind": "garden"}
+
+
+async def test_a_hybrid_update_embeds_both_vectors_again(open_store: StoreFactory, unique: Unique) -> None:
+    notes = unique("hybrid-update")
+    async with open_store(hybrid=True) as store:
+        (point_id,) = (await store.store(notes, [Entry("Ticket ZX-4417 is waiting for a reply.")])).ids
+        await store.store(notes, [Entry(f"Ticket QK-{n} was closed last week.") for n in range(1100, 1105)])
+        (before,) = await store.backend.retrieve(notes, [point_id], with_vectors=True)
+        await store.update(notes, point_id, information="Ticket QK-1190 is waiting for a reply.")
+        (after,) = await store.backend.retrieve(notes, [point_id], with_vectors=True)
+        assert after.sparse["bm25"] != before.sparse["bm25"] and after.dense[VECTOR] != before.dense[VECTOR]
+        found = await store.find(notes, "QK-1190", 1)
+        assert found is not None and found.mode == "hybrid" and found.hits[0].id == point_id
+
+
 def test_merge_patch_is_rfc_7386() -> None:
     assert merge_patch({"a": "b", "c": {"d": "e", "f": "g"}}, {"a": "z", "c": {"f": None}}) == {
         "a": "z",

@@ -31,10 +31,13 @@ class PayloadLayout:
     datetime_keys: ClassVar[tuple[str, ...]] = (created_key, expires_key)
 
     def encode(self, memory: Memory, keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The payload of `memory`; `keep` is the payload it replaces, whose other keys stay."""
+        """The payload of `memory`; `keep` is the payload it replaces: its other keys stay, and so do
+        its text and metadata as another tool wrote them (or left them out) unless they changed."""
         payload = dict(keep or {})
-        payload[self.document_key] = memory.document
-        payload[self.metadata_key] = memory.metadata
+        if keep is None or memory.document != self._document(keep):
+            payload[self.document_key] = memory.document
+        if keep is None or memory.metadata != self._metadata(keep):
+            payload[self.metadata_key] = memory.metadata
         for key, value in (
             (self.created_key, memory.created_at),
             (self.updated_key, memory.updated_at),
@@ -47,18 +50,24 @@ class PayloadLayout:
         return payload
 
     def decode(self, point_id: PointId, payload: Mapping[str, Any]) -> Memory:
-        document = payload.get(self.document_key)
-        if not isinstance(document, str):
-            document = "" if document is None else json.dumps(document, ensure_ascii=False, default=str)
-        metadata = payload.get(self.metadata_key)
         return Memory(
             id=point_id,
-            document=document,
-            metadata=metadata if isinstance(metadata, dict) else None,
+            document=self._document(payload),
+            metadata=self._metadata(payload),
             created_at=_text(payload.get(self.created_key)),
             updated_at=_text(payload.get(self.updated_key)),
             expires_at=_text(payload.get(self.expires_key)),
         )
+
+    def _document(self, payload: Mapping[str, Any]) -> str:
+        document = payload.get(self.document_key)
+        if isinstance(document, str):
+            return document
+        return "" if document is None else json.dumps(document, ensure_ascii=False, default=str)
+
+    def _metadata(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        metadata = payload.get(self.metadata_key)
+        return metadata if isinstance(metadata, dict) else None
 
     def is_expired(self, memory: Memory, moment: datetime) -> bool:
         expires = times.stored_time(memory.expires_at)

@@ -17,7 +17,7 @@ import pytest
 from conftest import VECTOR, StoreFactory
 
 from qdrant_mcp_memory import times
-from qdrant_mcp_memory.backends import Point
+from qdrant_mcp_memory.backends import DenseVector, NewCollection, Point
 from qdrant_mcp_memory.errors import InvalidRequest
 from qdrant_mcp_memory.filters import metadata_filter
 from qdrant_mcp_memory.store import Entry, Memory, PayloadLayout, QdrantStore, StoreConfig, content_id
@@ -29,7 +29,9 @@ LAYOUT = PayloadLayout()
 
 
 async def write_memory(store: QdrantStore, collection: str, memory: Memory) -> None:
-    """A point as the store lays it out, with times the test chooses, through the engine itself."""
+    """A point as the store lays it out, with times the test chooses, through the engine itself (as a
+    migration or an earlier run left it: write such points before the store first uses the collection)."""
+    await store.backend.create_collection(collection, NewCollection(DenseVector(VECTOR, 384)))
     (vector,) = await store.embedder.embed_documents([memory.document])
     await store.backend.upsert(collection, [Point(memory.id, {VECTOR: vector}, LAYOUT.encode(memory))])
 
@@ -109,9 +111,9 @@ async def test_payload_only_updates_do_not_embed(store: QdrantStore, unique: Uni
 
 async def test_expired_memories_are_hidden_everywhere_then_purged(store: QdrantStore, unique: Unique) -> None:
     notes = unique("expiry")
-    await store.store(notes, [Entry("The door code is 4711.", {"kind": "code"})])
     gone = Memory(content_id("The door code was 1234."), "The door code was 1234.", {"kind": "code"})
     await write_memory(store, notes, Memory(**{**vars(gone), "created_at": ago(days=2), "expires_at": ago(hours=1)}))
+    await store.store(notes, [Entry("The door code is 4711.", {"kind": "code"})])
     found = await store.find(notes, "door code", 10)
     assert found is not None and [h.document for h in found.hits] == ["The door code is 4711."]
     assert (await store.get(notes, [gone.id])).missing == [gone.id]
@@ -143,13 +145,27 @@ async def test_a_memory_expires_on_time(store: QdrantStore, unique: Unique) -> N
     assert await store.purge_expired(notes) == {notes: 1}
 
 
+async def test_an_expiry_holds_across_a_restart(open_store: StoreFactory, unique: Unique) -> None:
+    """Storage only this process writes: after a restart the store learns again which collections expire."""
+    notes = unique("restart")
+    async with open_store() as store:
+        (point_id,) = (
+            await store.store(notes, [Entry("Gone soon.")], expires_at=times.now() + timedelta(seconds=1))
+        ).ids
+        await store.store(notes, [Entry("Kept.")])
+    await anyio.sleep(1.1)
+    async with open_store() as store:
+        assert (await store.get(notes, [point_id])).missing == [point_id]
+        assert [m.document for m in (await store.list_page(notes, 10)).memories] == ["Kept."]
+
+
 async def test_find_by_time_recency_and_points_without_times(store: QdrantStore, unique: Unique) -> None:
     notes = unique("recency")
     old = Memory(1, "The standup moved to 9:30.", None, created_at=ago(days=21), updated_at=ago(days=21))
     foreign = Memory(2, "The standup used to be at 9:00.", None)  # another tool's point: no times
-    await store.store(notes, [Entry("The standup moved to 10:00.", id=3)])
     await write_memory(store, notes, old)
     await write_memory(store, notes, foreign)
+    await store.store(notes, [Entry("The standup moved to 10:00.", id=3)])
     question = "when is the standup"
     plain = await store.find(notes, question, 3)
     assert plain is not None

@@ -24,19 +24,19 @@ FOREIGN_IDS = (5, 50, "00000000-0000-0000-0000-0000000000aa")
 
 
 async def fill(store: QdrantStore, collection: str) -> None:
-    """Three store-many batches (each batch shares one created_at: ties, integer and UUID ids mixed),
-    an old point, an expired one, and three points another tool wrote (no times)."""
-    await store.store(collection, [Entry(f"batch one, note {i}", {"batch": 1}) for i in range(6)])
-    await store.store(
-        collection, [Entry(f"batch two, note {i}", {"batch": 2}, id=i * 7 if i % 2 else None) for i in range(7)]
-    )
-    await store.store(collection, [Entry(f"batch three, note {i}", {"batch": 3}) for i in range(5)])
+    """An old point, an expired one, three points another tool wrote (no times), then three store-many
+    batches (each batch shares one created_at: ties, integer and UUID ids mixed)."""
     old = ago(days=2)
     await write_memory(store, collection, Memory(900, "an old note", {"batch": 0}, created_at=old, updated_at=old))
     expired = Memory(901, "an expired note", {"batch": 0}, created_at=old, updated_at=old, expires_at=ago(hours=1))
     await write_memory(store, collection, expired)
     for point_id in FOREIGN_IDS:
         await write_memory(store, collection, Memory(point_id, f"another tool's note {point_id}", None))
+    await store.store(collection, [Entry(f"batch one, note {i}", {"batch": 1}) for i in range(6)])
+    await store.store(
+        collection, [Entry(f"batch two, note {i}", {"batch": 2}, id=i * 7 if i % 2 else None) for i in range(7)]
+    )
+    await store.store(collection, [Entry(f"batch three, note {i}", {"batch": 3}) for i in range(5)])
 
 
 async def expected_order(

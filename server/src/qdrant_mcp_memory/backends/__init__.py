@@ -177,6 +177,12 @@ class Backend(Protocol):
         (calls after that raise QdrantUnavailable)."""
         ...
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether this process is the storage's only writer (an embedded folder it has locked, or
+        local mode): then what it did not write, nobody did."""
+        ...
+
     async def ping(self) -> None: ...
 
     def conditions(self) -> list[StorageCondition]:

@@ -140,6 +140,10 @@ class EdgeBackend:
             else f"embedded Qdrant Edge at {self.root}"
         )
 
+    @property
+    def exclusive(self) -> bool:
+        return True  # the folder's lock keeps every other process out
+
     # -- lifecycle ----------------------------------------------------------------------
 
     @asynccontextmanager

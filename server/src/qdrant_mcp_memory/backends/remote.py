@@ -81,6 +81,10 @@ class RemoteBackend:
             return f"Qdrant at {self.config.url}"
         return f"qdrant-client local mode at {self.config.path}"
 
+    @property
+    def exclusive(self) -> bool:
+        return not self.config.url  # local mode locks its folder; a server has other clients
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         from qdrant_client import AsyncQdrantClient

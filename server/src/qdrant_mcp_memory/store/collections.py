@@ -18,7 +18,7 @@ import anyio
 from ..backends import Backend, DenseVector, NewCollection, PointId
 from ..embeddings import Embedder
 from ..errors import CollectionLayoutError, CollectionNotFound
-from ..filters import HasId, all_of
+from ..filters import Condition, Filter, HasId, IsEmpty, all_of
 from .model import CollectionDetails, Memory, MemoryEvents, NoEvents, SparseEncoder, StoreConfig
 from .payload import PayloadLayout
 
@@ -55,6 +55,9 @@ class StoreBase:
         self.events: MemoryEvents = events or NoEvents()
         self.payloads = PayloadLayout()
         self._layouts: dict[str, Layout] = {}  # collections whose layout is known and indexes ensured
+        # Storage only this process writes: whether each collection may hold a point with an expiry.
+        # Reads of one that holds none skip the expiry filter (a payload scan in local mode).
+        self._expiring: dict[str, bool] = {}
         self._checking = anyio.Lock()
         self.update_locks = [anyio.Lock() for _ in range(UPDATE_LOCKS)]
 
@@ -77,11 +80,21 @@ class StoreBase:
             expected=expected,
         )
 
+    def _live(self, collection: str, moment: datetime) -> Condition | None:
+        """The filter that hides expired points, when `collection` may hold any."""
+        if self.backend.exclusive and not self._expiring.get(collection, True):
+            return None
+        return self.payloads.live(moment)
+
+    def _may_expire(self, collection: str) -> None:
+        """A point with an expiry is about to be written (before, so that reads meanwhile filter)."""
+        self._expiring[collection] = True
+
     async def _live_memories(self, collection: str, ids: Sequence[PointId], moment: datetime) -> dict[PointId, Memory]:
         """The points among `ids` that exist and have not expired, by id."""
         if not ids:
             return {}
-        wanted = all_of(HasId(tuple(dict.fromkeys(ids))), self.payloads.live(moment))
+        wanted = all_of(HasId(tuple(dict.fromkeys(ids))), self._live(collection, moment))
         page = await self.backend.scroll(collection, None, len(ids), wanted, with_vectors=False)
         return {point.id: self.payloads.decode(point.id, point.payload) for point in page.points}
 
@@ -121,6 +134,7 @@ class StoreBase:
     def _forget(self, collection: str) -> None:
         """The engine lost the collection since it was checked (e.g. restarted on empty storage)."""
         self._layouts.pop(collection, None)
+        self._expiring.pop(collection, None)
 
     async def _check(self, collection: str, *, create: bool) -> Layout | None:
         expected = self._expected_vector()
@@ -133,9 +147,14 @@ class StoreBase:
             log.info("collection created", extra={"collection": collection, "vector": expected.name, "sparse": sparse})
             indexed: dict[str, str] = {}
             layout = Layout(sparse=sparse is not None)
+            self._expiring.setdefault(collection, False)
         else:
             indexed = schema.indexed_fields
             layout = Layout(SPARSE_VECTOR in schema.sparse, self._dense_problem(collection, schema.dense, expected))
+            if self.backend.exclusive:
+                with_expiry = Filter(must_not=(IsEmpty(self.payloads.expires_key),))
+                expiring = await self.backend.count(collection, with_expiry) > 0
+                self._expiring[collection] = self._expiring.get(collection, False) or expiring
         # Filter indexes only where this server searches; the datetime ones wherever it lists or expires.
         for spec in self.config.filterable if layout.problem is None else ():
             key = f"metadata.{spec.name}"

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy
 
 from ..backends import Backend, PointId, Search
 from ..errors import InvalidRequest
-from ..filters import Filter, HasId
+from ..filters import Condition, Filter, HasId
 from .model import Duplicate, Entry, IfSimilar
-from .payload import PayloadLayout
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,7 @@ async def near_duplicates(
     candidates: Sequence[Candidate],
     threshold: float,
     mode: IfSimilar,
-    payloads: PayloadLayout,
-    moment: datetime,
+    live: Condition | None,
 ) -> dict[PointId, Duplicate]:
     """The candidates that are near-duplicates, by id; raises InvalidRequest where `replace` is ambiguous."""
     found = _within_call(candidates, threshold, mode)
@@ -48,7 +45,7 @@ async def near_duplicates(
     for candidate in candidates:
         if candidate.id in found:
             continue
-        others = Filter(must=(payloads.live(moment),), must_not=(HasId((candidate.id,)),))
+        others = Filter(must=(live,) if live else (), must_not=(HasId((candidate.id,)),))
         hits = await backend.search(collection, Search(vector_name, candidate.vector, 1, others, threshold))
         if not hits:
             continue

@@ -47,28 +47,19 @@ class Expiry:
         if collection is not None:
             if await self.backend.describe(collection) is None:
                 raise CollectionNotFound(f"collection {collection!r} does not exist")
-            names = [collection]
-        else:
-            names = [name for name in await self.backend.list_collections() if await self._has_our_vector(name)]
-        return {name: await self._purge(name) for name in names}
+            return {collection: await self.purge_collection(collection)}
+        return {name: await self.purge_collection(name) for name in await self.collections()}
 
-    async def purge_periodically(self, interval_s: float) -> None:
-        """Purge every `interval_s` seconds until cancelled; failures are logged and retried next time."""
-        while True:
-            await anyio.sleep(interval_s)
-            try:
-                purged = await self.purge()
-            except ServiceError as exc:
-                log.warning("deleting expired memories failed; retrying later", extra={"error": str(exc)})
-                continue
-            except Exception:  # a background task must not take the server down with it
-                log.exception("deleting expired memories failed; retrying later")
-                continue
-            deleted = {name: count for name, count in purged.items() if count}
-            if deleted:
-                log.info("expired memories deleted", extra={"deleted": deleted})
+    async def collections(self) -> list[str]:
+        """The collections with this server's vector (those of other tools are left alone)."""
+        names = []
+        for name in await self.backend.list_collections():
+            schema = await self.backend.describe(name)
+            if schema is not None and any(vector.name == self.vector_name for vector in schema.dense):
+                names.append(name)
+        return names
 
-    async def _purge(self, collection: str) -> int:
+    async def purge_collection(self, collection: str) -> int:
         total = 0
         while True:
             expired = Filter(must=(self.payloads.expired(times.now()),))
@@ -83,17 +74,33 @@ class Expiry:
                 return total
             await anyio.sleep(PURGE_PAUSE_S)
 
-    async def _has_our_vector(self, collection: str) -> bool:
-        schema = await self.backend.describe(collection)
-        return schema is not None and any(vector.name == self.vector_name for vector in schema.dense)
-
 
 class Lifecycle(StoreBase):
     async def purge_expired(self, collection: str | None = None) -> dict[str, int]:
-        return await self._expiry().purge(collection)
+        """Delete expired points in `collection`, or in every collection with this server's vector
+        that may hold any (on storage only this process writes, it knows which do)."""
+        expiry = Expiry(self.backend, self.config.vector_name, self.payloads, self.events)
+        if collection is not None:
+            return await expiry.purge(collection)
+        names = []
+        for name in await expiry.collections():
+            await self._layout(name, create=False)
+            if self._live(name, times.now()) is not None:
+                names.append(name)
+        return {name: await expiry.purge_collection(name) for name in names}
 
     async def purge_periodically(self, interval_s: float) -> None:
-        await self._expiry().purge_periodically(interval_s)
-
-    def _expiry(self) -> Expiry:
-        return Expiry(self.backend, self.config.vector_name, self.payloads, self.events)
+        """Purge every `interval_s` seconds until cancelled; failures are logged and retried next time."""
+        while True:
+            await anyio.sleep(interval_s)
+            try:
+                purged = await self.purge_expired()
+            except ServiceError as exc:
+                log.warning("deleting expired memories failed; retrying later", extra={"error": str(exc)})
+                continue
+            except Exception:  # a background task must not take the server down with it
+                log.exception("deleting expired memories failed; retrying later")
+                continue
+            deleted = {name: count for name, count in purged.items() if count}
+            if deleted:
+                log.info("expired memories deleted", extra={"deleted": deleted})

@@ -76,7 +76,7 @@ class Listing(StoreBase):
         else:
             snapshot, position = _decode(cursor, collection, order, fingerprint)
         timed_only = created_after is not None or created_before is not None
-        base = all_of(filter, self.payloads.created(created_after, created_before), self.payloads.live(times.now()))
+        base = all_of(filter, self.payloads.created(created_after, created_before), self._live(collection, times.now()))
         walk = _Walk(self.backend, self.payloads, collection, base=base, newest=order == "newest", snapshot=snapshot)
         items = await walk.items(position, limit + 1, timed_only)
         following = None

@@ -83,7 +83,7 @@ class Reads(StoreBase):
         hybrid = self.config.hybrid and any(layout.sparse for layout in layouts.values())
         sparse = self._encoder().query(query) if hybrid else None
         moment = times.now()
-        search_filter = all_of(filter, self.payloads.created(created_after, created_before), self.payloads.live(moment))
+        created = self.payloads.created(created_after, created_before)
         recent = None
         if recency is not None:
             recent = Recency(
@@ -91,13 +91,13 @@ class Reads(StoreBase):
             )
         candidates = max(CANDIDATES, 2 * limit)
 
-        def search_for(layout: Layout) -> Search:
-            fused = sparse if layout.sparse else None
+        def search_for(collection: str) -> Search:
+            fused = sparse if layouts[collection].sparse else None
             return Search(
                 self.config.vector_name,
                 vector,
                 limit,
-                search_filter,
+                all_of(filter, created, self._live(collection, moment)),
                 score_threshold,
                 SPARSE_VECTOR if fused else None,
                 fused,
@@ -110,7 +110,7 @@ class Reads(StoreBase):
 
         async def search(collection: str) -> None:
             try:
-                points = await self.backend.search(collection, search_for(layouts[collection]))
+                points = await self.backend.search(collection, search_for(collection))
             except CollectionNotFound:
                 self._forget(collection)
                 missing.append(collection)

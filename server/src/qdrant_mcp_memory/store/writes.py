@@ -55,6 +55,8 @@ class Writes(StoreBase):
             layout = await self._writable(collection)
             duplicates, existing = {}, {}
             writes = _targets(candidates, duplicates)
+        if expires_at is not None:
+            self._may_expire(collection)
         points = await self._points(layout.sparse, writes, existing, moment, expires_at)
         if points:
             await self._upsert(collection, points)
@@ -80,8 +82,7 @@ class Writes(StoreBase):
             candidates=candidates,
             threshold=self.config.similarity_threshold if similarity is None else similarity,
             mode=if_similar,
-            payloads=self.payloads,
-            moment=moment,
+            live=self._live(collection, moment),
         )
 
     async def _points(
@@ -152,6 +153,8 @@ class Writes(StoreBase):
                 updated_at=times.format_time(moment),
                 expires_at=None if clear_expiry else times.format_time(expires_at) if expires_at else before.expires_at,
             )
+            if expires_at is not None:
+                self._may_expire(collection)
             payload = self.payloads.encode(after, keep=points[0].payload)
             if reembed and after.document != before.document:
                 old = points[0]
@@ -177,7 +180,7 @@ class Writes(StoreBase):
     async def delete_matching(self, collection: str, filter: Filter) -> int:
         """Delete every point the filter matches; returns how many there were (expired ones aside)."""
         await self._require(collection)
-        count = await self.backend.count(collection, all_of(filter, self.payloads.live(times.now())))
+        count = await self.backend.count(collection, all_of(filter, self._live(collection, times.now())))
         await self.backend.delete_matching(collection, filter)
         return count
 

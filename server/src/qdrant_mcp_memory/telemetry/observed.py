@@ -153,6 +153,10 @@ class ObservedBackend:
     def description(self) -> str:
         return self.backend.description
 
+    @property
+    def exclusive(self) -> bool:
+        return self.backend.exclusive
+
     def running(self) -> AbstractAsyncContextManager[None]:
         return self.backend.running()
 

@@ -41,15 +41,15 @@ class Context:
         storage: Mapping[str, str] | None = None,
         modes: tuple[str, ...] = ("legacy",),
         metrics_port: int | None = None,
-        env: Mapping[str, str] | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> ServerSpec:
-        """Our server with this run's interpreter, model cache and --ours-env (then `env`); in memory
-        unless `storage`."""
+        """Our server with this run's interpreter, model cache, the phase's `settings` and --ours-env
+        (which wins); in memory unless `storage`."""
         return servers.ours(
             self.ours_python,
             self.model_cache,
             storage=storage,
-            extra_env={**self.ours_env, **(env or {})},
+            extra_env={**(settings or {}), **self.ours_env},
             modes=modes,
             metrics_port=metrics_port,
         )

@@ -68,7 +68,7 @@ def build_edge_index(folder: Path) -> dict[str, Any]:
     """Build the collection's HNSW index in place (the folder is closed); the shard's counts after it."""
     import qdrant_edge
 
-    from qdrant_mcp_memory.backends.edge import collection_folder
+    from qdrant_mcp_memory.backends.root import collection_folder
 
     collection = folder / "collections" / collection_folder(COLLECTION)
     generation = json.loads((collection / "collection.json").read_text())["generation"]

@@ -12,7 +12,7 @@ from otlp import receiver  # noqa: F401  # a fixture the telemetry and reliabili
 from support import ServerProcess, spawn_server
 
 # Suites marked by their folder, so `-m 'not stack'` and the like select whole folders.
-FOLDER_MARKERS = {"bench", "ci", "conformance", "deploy", "observability", "reliability", "stack"}
+FOLDER_MARKERS = {"bench", "ci", "conformance", "deploy", "oauth", "observability", "reliability", "stack"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

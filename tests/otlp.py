@@ -58,6 +58,21 @@ class Receiver(ThreadingHTTPServer):
         ]
 
 
+def attributes(items: Any) -> dict[str, Any]:
+    """OTLP key/value attributes as a dict of plain values."""
+    out = {}
+    for item in items:
+        value = item.value
+        out[item.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def point_attributes(metric: Any) -> list[dict[str, Any]]:
+    """The attributes of each data point of a metric, whatever its kind."""
+    kind = metric.WhichOneof("data")
+    return [attributes(point.attributes) for point in getattr(metric, kind).data_points] if kind else []
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: Receiver
 

@@ -26,6 +26,8 @@ PHASES = {
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
     "lifecycle": "lifecycle",
+    "durability": "durability",
+    "providers": "providers",
     "scale": "scale",
 }
 

@@ -36,7 +36,7 @@ async def run(context: Context) -> dict[str, Any]:
     documents = QUICK_DOCUMENTS if context.quick else DOCUMENTS
     rounds = QUICK_ROUNDS if context.quick else ROUNDS
     # Without COLLECTION_NAME (empty counts as unset): collection_names is offered only then.
-    spec = context.ours(env={"COLLECTION_NAME": ""})
+    spec = context.ours(settings={"COLLECTION_NAME": ""})
     server = servers.start(spec, context.log_path("lifecycle"))
     result: dict[str, Any] = {"documents": documents, "rounds": rounds, "errors": 0, "fatal": None}
     with recording_failure(server, result):

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.bench
 
 QUICK_LIMIT_S = 600
 STOP_GRACE_S = 30
-PHASES = {"compare", "scale", "worst-call", "head-of-line", "bulk-store", "lifecycle"}
+PHASES = {"compare", "scale", "worst-call", "head-of-line", "bulk-store", "durability", "providers", "lifecycle"}
 
 
 def run_quick_benchmark(out: Path) -> tuple[int, str, str]:

@@ -129,7 +129,14 @@ OVERLAYS: dict[str, tuple[Path, str, list[Path]]] = {
     "dev": (KUSTOMIZE / "overlays" / "dev", "qdrant-mcp-dev", []),
     "prod": (KUSTOMIZE / "overlays" / "prod", "qdrant-mcp", []),
     "prod-otlp": (KUSTOMIZE / "overlays" / "prod", "qdrant-mcp", [KUSTOMIZE / "components" / "otlp"]),
+    "prod-oauth": (KUSTOMIZE / "overlays" / "prod", "qdrant-mcp", [KUSTOMIZE / "components" / "oauth"]),
 }
+# The Protected Resource Metadata paths an OAuth deployment routes besides the endpoint (RFC 9728).
+METADATA_PATHS = {"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"}
+
+
+def oauth(r: Rendered) -> bool:
+    return r.settings().get("MCP_AUTH_MODE") == "oauth"
 
 
 @pytest.fixture(scope="session")
@@ -496,16 +503,19 @@ def test_secrets_are_mounted_files_read_through_file_settings(r: Rendered) -> No
             secret = source["secret"]
             for item in secret["items"]:
                 secret_files[f"{mount['mountPath']}/{item['path']}"] = (secret["name"], item["key"])
-    file_settings = {k: v for k, v in r.settings().items() if k.endswith("_FILE")}
-    assert {"QDRANT_API_KEY_FILE", "MCP_AUTH_TOKEN_FILE"} <= set(file_settings)
+    # An empty *_FILE is unset (OAuth mode takes no static token).
+    file_settings = {k: v for k, v in r.settings().items() if k.endswith("_FILE") and v}
+    assert set(file_settings) == (
+        {"QDRANT_API_KEY_FILE"} if oauth(r) else {"QDRANT_API_KEY_FILE", "MCP_AUTH_TOKEN_FILE"}
+    )
     assert set(file_settings.values()) == set(secret_files), f"{file_settings} vs {sorted(secret_files)}"
-    # The placeholder-only example documents exactly these Secrets and keys.
+    # The placeholder-only example documents these Secrets and keys (OAuth mounts one of them).
     example = {
         (s["metadata"]["name"], k): v
         for s in load_all(KUSTOMIZE / "secret.example.yaml")
         for k, v in s["stringData"].items()
     }
-    assert set(example) == set(secret_files.values())
+    assert set(example) >= set(secret_files.values()) and (oauth(r) or set(example) == set(secret_files.values()))
     assert set(example.values()) == {"CHANGE_ME"}
 
 
@@ -513,7 +523,8 @@ def test_example_secrets_are_not_part_of_any_kustomization() -> None:
     for kustomization in KUSTOMIZE.rglob("kustomization.yaml"):
         k = yaml.safe_load(kustomization.read_text())
         listed = [*k.get("resources", []), *k.get("components", []), *k.get("patches", [])]
-        assert not [x for x in listed if "secret" in str(x).lower()], kustomization
+        files = [x.get("path", "") if isinstance(x, dict) else x for x in listed]  # not inline patches
+        assert not [x for x in files if "secret" in x.lower()], kustomization
         assert "secretGenerator" not in k, kustomization
     for example in (KUSTOMIZE / "secret.example.yaml", QDRANT / "secret.example.yaml"):
         for secret in load_all(example):
@@ -534,6 +545,8 @@ def test_network_policy_isolates_the_server(r: Rendered) -> None:
     allowed = {53, 6333, 6334}
     if "OTEL_EXPORTER_OTLP_ENDPOINT" in r.settings():
         allowed |= {4317, 4318}
+    if oauth(r):
+        allowed |= {443}  # the identity provider
     seen: set[int] = set()
     for policy in policies:
         for egress in policy["spec"].get("egress", []):
@@ -632,7 +645,7 @@ def test_prod_ingress_tls_and_session_affinity(rendered: dict[str, Rendered]) ->
     settings = r.settings()
     for rule in spec["rules"]:
         for path in rule["http"]["paths"]:
-            assert path["path"] == settings["MCP_PATH"]
+            assert path["path"] == settings["MCP_PATH"] or (oauth(r) and path["path"] in METADATA_PATHS)
             backend = path["backend"]["service"]
             service = r.one("Service", backend["name"])
             assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
@@ -651,6 +664,30 @@ def test_telemetry_is_optional(r: Rendered) -> None:
         # No endpoint and no exporter: the server installs no telemetry at all.
         assert not [k for k in settings if k.startswith("OTEL_EXPORTER_") or k.endswith("_EXPORTER")]
         assert not [p for p in r.of("NetworkPolicy") if p["metadata"]["name"].endswith("-otlp")]
+
+
+def test_oauth_is_optional_and_takes_the_issuer_from_configuration(rendered: dict[str, Rendered]) -> None:
+    """The oauth component: OAuth mode with the issuer and the public URL from the ConfigMap, the
+    public URL being the ingress host and MCP_PATH (the tokens' audience), the Protected Resource
+    Metadata routed, egress to the provider, and no bearer token left in play."""
+    for name in ("dev", "prod", "prod-otlp"):
+        assert "MCP_AUTH_MODE" not in rendered[name].settings()
+    r = rendered["prod-oauth"]
+    settings = r.settings()
+    assert settings["MCP_AUTH_MODE"] == "oauth" and not settings["MCP_AUTH_TOKEN_FILE"]
+    assert settings["MCP_OAUTH_ISSUER"].startswith("https://")
+    (rule,) = r.one("Ingress", APP)["spec"]["rules"]
+    assert settings["MCP_PUBLIC_URL"] == f"https://{rule['host']}{settings['MCP_PATH']}"
+    assert {path["path"] for path in rule["http"]["paths"]} == {settings["MCP_PATH"], *METADATA_PATHS}
+    mounted = [
+        source["secret"]["name"] for v in r.pod["volumes"] for source in v.get("projected", {}).get("sources", [])
+    ]
+    assert mounted == ["qdrant-mcp-memory-qdrant-api-key"]
+    policy = r.one("NetworkPolicy", f"{APP}-oauth")
+    assert selects(policy["spec"]["podSelector"], r.pod_labels)
+    assert [p["port"] for e in policy["spec"]["egress"] for p in e["ports"]] == [443]
+    component = (KUSTOMIZE / "components" / "oauth" / "kustomization.yaml").read_text()
+    assert "- ../../components/oauth" in component  # how an overlay switches it on
 
 
 def test_docs_name_only_files_that_exist() -> None:

@@ -18,6 +18,7 @@ against the built image by tests/stack/test_image.py::test_stdio_for_desktop_cli
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -304,3 +305,73 @@ def test_the_checks_catch_what_they_claim() -> None:
     assert not check_vscode({"inputs": [{**visible, "password": True}], "servers": {"m": server}})
     assert check_cursor({"mcpServers": {"m": {"url": "http://x/mcp", "headers": {"Authorization": "Bearer ${T}"}}}})
     assert check_claude_desktop({"mcpServers": {"m": {"command": "docker", "args": ["run", "-d", "img"]}}})
+
+
+CLONE = "/path/to/qdrant-mcp-memory"  # the placeholder the docs use for the reader's clone
+
+
+def desktop_snippets() -> list[tuple[Block, dict[str, Any]]]:
+    found = []
+    for block in JSON_BLOCKS:
+        data = json.loads(block.body)
+        if client_of(block, data) == "claude-desktop":
+            found.extend((block, server) for server in data["mcpServers"].values())
+    return found
+
+
+def test_desktop_snippets_run_from_a_clone() -> None:
+    """Nothing is released yet, so every stdio snippet must run what a clone has: the image
+    scripts/up builds (compose.core.yaml's default MCP_IMAGE) or uvx --from the clone's server/."""
+    local_image = re.search(r"\$\{MCP_IMAGE:-([^}]+)\}", (REPO / "compose.core.yaml").read_text())
+    assert local_image
+    kinds = set()
+    for block, server in desktop_snippets():
+        args = server["args"]
+        if server["command"] == "docker":
+            assert local_image[1] in args, f"{block.where}: not the image scripts/up builds ({local_image[1]})"
+            kinds.add("image")
+        elif server["command"] == "uvx":
+            assert args == ["--from", f"{CLONE}/server", "qdrant-mcp-memory"], f"{block.where}: {args}"
+            kinds.add("uvx")
+        else:
+            pytest.fail(f"{block.where}: command {server['command']!r}: neither the local image nor uvx --from")
+    assert kinds == {"image", "uvx"}, kinds
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(600)
+async def test_the_uvx_snippet_serves_from_this_clone(tmp_path: Path, offline_model: Path) -> None:
+    """The uvx snippet as Claude Desktop runs it (uv from the project's venv, the clone's path put in),
+    over stdio: uv builds the package from server/ and the server stores and finds."""
+    import shutil
+
+    import anyio
+    from mcp.client import Client
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    (block, server), *_ = [(b, s) for b, s in desktop_snippets() if s["command"] == "uvx"]
+    uvx = shutil.which("uvx", path=str(Path(os.environ.get("VENV", REPO / ".venv")) / "bin"))
+    assert uvx, "uvx comes with uv in the project's venv (scripts/bootstrap)"
+    args = [arg.replace(CLONE, str(REPO)) for arg in server["args"]]
+    env = {
+        **server["env"],
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "FASTEMBED_CACHE_PATH": str(offline_model),  # the model, offline
+        "HF_HUB_OFFLINE": "1",
+        "QDRANT_LOCAL_PATH": str(tmp_path / "qdrant"),  # not the user's ~/.local/share
+        "UV_SYSTEM_CERTS": os.environ.get("UV_SYSTEM_CERTS", "1"),
+    }
+    params = StdioServerParameters(command=uvx, args=args, env=env)
+    stderr = tmp_path / "stderr"
+    try:
+        with stderr.open("w") as errlog, anyio.fail_after(540):
+            async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
+                stored = await client.call_tool("qdrant-store", {"information": "from the clone, through uvx"})
+                found = await client.call_tool("qdrant-find", {"query": "uvx"})
+    except Exception as exc:  # what uvx or the server said is the useful part
+        pytest.fail(f"{block.where}: uvx {' '.join(args)} failed ({exc!r}):\n{stderr.read_text()[-3000:]}")
+    assert not stored.is_error, stored
+    result = found.structured_content
+    assert result and result["collection"] == server["env"]["COLLECTION_NAME"], (block.where, result)
+    assert result["hits"][0]["document"] == "from the clone, through uvx", result

@@ -361,6 +361,8 @@ SERVER_INSTRUMENTS = [
     ("qdrant_mcp.embedding.queue.capacity", "{text}", "gauge", ()),  # above it calls are refused as busy
     ("qdrant_mcp.sessions.open", "{session}", "gauge", ()),  # 2025-11-25 Streamable HTTP sessions
     ("qdrant_mcp.sessions.limit", "{session}", "gauge", ()),
+    # storage problems worked around while serving (backends.CONDITION_KINDS), each kind 0 when absent
+    ("qdrant_mcp.storage.conditions", "{condition}", "gauge", ("qdrant_mcp.storage.condition",)),
 ]
 
 # prometheus/otlptranslator (used by Prometheus 3's OTLP receiver), strategy
@@ -453,12 +455,14 @@ def expected_series_names() -> dict[str, set[str]]:
 
 
 # Server instruments that exist only when something happened or exists (same tuple shape as
-# SERVER_INSTRUMENTS): a counter's first refusal, a cgroup memory limit. The dashboard's Health
-# row and the alert rules use them; test_dashboards.py requires data from a panel query as soon
-# as the live server exports every metric it uses.
+# SERVER_INSTRUMENTS): a counter's first refusal, a cgroup memory limit, the embedded engine's
+# disk. The dashboard's Health row and the alert rules use them; test_dashboards.py requires data
+# from a panel query as soon as the live server exports every metric it uses.
 CONDITIONAL_SERVER_INSTRUMENTS = [
     ("qdrant_mcp.embedding.rejected", "{call}", "counter", ()),  # calls refused because the queue was full
     ("qdrant_mcp.memory.limit", "By", "gauge", ()),  # cgroup memory limit; absent when unlimited
+    ("qdrant_mcp.disk.free", "By", "gauge", ()),  # the embedded engine's disk; absent with a Qdrant server
+    ("qdrant_mcp.disk.min_free", "By", "gauge", ()),  # writes are refused below it
 ]
 
 

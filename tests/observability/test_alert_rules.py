@@ -80,6 +80,8 @@ def test_expected_alerts_exist():
         "McpEmbeddingCallsRejected",
         "McpMemoryNearLimit",
         "McpSessionsNearLimit",
+        "McpDiskWritesRefused",
+        "McpDiskNearlyFull",
         "OtelCollectorDown",
         "OtelCollectorRefusingData",
         "OtelCollectorExportFailing",
@@ -131,7 +133,12 @@ def test_alert_uses_known_series(alert):
 
 def test_conditional_instrument_names():
     # The server instruments that appear only once something happened, as the rules use them.
-    assert conditional_series_names() == {"qdrant_mcp_embedding_rejected_total", "qdrant_mcp_memory_limit_bytes"}
+    assert conditional_series_names() == {
+        "qdrant_mcp_embedding_rejected_total",
+        "qdrant_mcp_memory_limit_bytes",
+        "qdrant_mcp_disk_free_bytes",
+        "qdrant_mcp_disk_min_free_bytes",
+    }
 
 
 # ----------------------------------------------------------------------------- wiring

@@ -6,7 +6,10 @@ is checked by tests/stack/test_image.py.)
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +19,14 @@ import pytest
 from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from otlp import Receiver
+from oidc import CLIENTS, RESOURCE_CLIENT, deploy
+from otlp import Receiver, attributes, point_attributes
 
 from support import ServerProcess
 
 pytestmark = pytest.mark.anyio
 Start = Callable[..., ServerProcess]
+JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def everything_exported(receiver: Receiver) -> str:
@@ -89,3 +94,50 @@ async def test_documents_never_reach_the_logs_even_at_debug(start_server: Start,
     assert server.terminate() == 0
     assert "uvicorn.access" in server.log(), "DEBUG took effect (request lines are logged only then)"
     assert document not in server.log()
+
+
+async def test_oauth_tokens_secrets_and_subjects_appear_nowhere(receiver: Receiver, tmp_path: Path) -> None:
+    """OAuth mode at DEBUG with telemetry and MCP_CALLER_HASH_KEY on: the access tokens (accepted,
+    introspected or refused), the server's client secret and the hash key are in no log line, no
+    answer and no export; callers appear on spans only as `user.hash`, and on no metric."""
+    key = f"planted-hash-key-{uuid.uuid4().hex}"
+    (tmp_path / "hash-key").write_text(key)
+    env = {
+        "LOG_LEVEL": "DEBUG",
+        "MCP_CALLER_HASH_KEY_FILE": str(tmp_path / "hash-key"),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    answers = []
+    with deploy(tmp_path, env) as deployment:
+        tokens = {client: deployment.token(client) for client in ("both", "opaque", "reader")}
+        for token in tokens.values():
+            http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+            async with http, Client(streamable_http_client(deployment.resource, http_client=http)) as session:
+                await session.call_tool("qdrant-find", {"query": "anything", "collection_name": "c"})
+                stored = httpx.post(
+                    deployment.resource,
+                    json={"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "qdrant-store"}},
+                    headers={**JSON_HEADERS, "Authorization": f"Bearer {token}"},
+                )
+                answers.append(stored.text + json.dumps(dict(stored.headers)))
+        refused = tokens["both"][:-4] + "AAAA"
+        wrong = httpx.post(deployment.resource, json={}, headers={"Authorization": f"Bearer {refused}"})
+        answers.append(wrong.text + json.dumps(dict(wrong.headers)))
+        time.sleep(1)  # a metric export interval
+        issuer = deployment.provider.issuer
+    places = {"log": deployment.server.log(), "answers": "\n".join(answers), "telemetry": everything_exported(receiver)}
+    assert receiver.spans(), "spans were exported (the checks below are not vacuous)"
+    for where, text in places.items():
+        for secret in [*tokens.values(), refused, RESOURCE_CLIENT.secret, key]:
+            assert secret not in text, f"a secret leaked into the {where}: {secret[:12]}..."
+    subjects = {CLIENTS[client].client_id for client in tokens}
+    calls = [attributes(span.attributes) for span in receiver.spans() if span.name == "tools/call qdrant-find"]
+    # The JWTs name their subject (RFC 9068: the client, for client credentials); the provider's
+    # introspection of the opaque token names none, and then there is nothing to hash.
+    named = {CLIENTS["both"].client_id, CLIENTS["reader"].client_id}
+    expected = {hmac.new(key.encode(), f"{issuer}\x00{s}".encode(), hashlib.sha256).hexdigest()[:32] for s in named}
+    assert {call.get("user.hash") for call in calls} == {*expected, None}
+    assert not any(subject in places["telemetry"] or subject in places["log"] for subject in subjects)
+    labels = [point for metric in receiver.metrics() for point in point_attributes(metric)]
+    assert labels and not any(key.startswith("user.") or value in expected for p in labels for key, value in p.items())

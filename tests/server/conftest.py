@@ -13,56 +13,26 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from store_engines import ENGINES, MODEL, SERVER_ENGINES, VECTOR, LoadedModel, StoreFactory
 
 from qdrant_mcp_memory.backends import Backend
 from qdrant_mcp_memory.backends.edge import EdgeBackend, EmbeddedConfig
 from qdrant_mcp_memory.backends.remote import RemoteBackend, RemoteConfig
-from qdrant_mcp_memory.embeddings import FastEmbedModel, Kind
+from qdrant_mcp_memory.embeddings.fastembed import FastEmbedModel
 from qdrant_mcp_memory.scheduler import EmbeddingScheduler
 from qdrant_mcp_memory.settings import FilterableField
 from qdrant_mcp_memory.sparse import Bm25Encoder
 from qdrant_mcp_memory.store import QdrantStore, StoreConfig
 
-MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-VECTOR = "fast-all-minilm-l6-v2"
-if os.environ.get("QDRANT_TEST_URL"):
-    SERVER_ENGINES = ["qdrant-server"]
-elif os.environ.get("QDRANT_STANDIN", "1") != "0":
-    SERVER_ENGINES = ["qdrant-standin"]
-else:
-    SERVER_ENGINES = []
-ENGINES = ["edge", "local-mode", *SERVER_ENGINES]
-
-BackendFactory = Callable[[Path], Backend]
-StoreFactory = Callable[..., AbstractAsyncContextManager[QdrantStore]]
-
-
-class LoadedModel:
-    """The real model, loaded once for the session: each scheduler's `load` reuses it."""
-
-    def __init__(self, model: FastEmbedModel, dimension: int) -> None:
-        self.model = model
-        self.dimension = dimension
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    def load(self) -> int:
-        return self.dimension
-
-    def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
-        return self.model.embed(kind, texts)
-
 
 @pytest.fixture(scope="session")
 def model(offline_model: Path) -> LoadedModel:
     fastembed = FastEmbedModel(MODEL, offline_model)
-    return LoadedModel(fastembed, fastembed.load())
+    return LoadedModel(fastembed, fastembed.load_blocking())
 
 
 @pytest.fixture

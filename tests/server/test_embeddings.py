@@ -6,11 +6,11 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 import pytest
-from conftest import LoadedModel
+from store_engines import LoadedModel
 
 from qdrant_mcp_memory.embeddings import Kind, token_estimate
 from qdrant_mcp_memory.errors import ServerBusy
@@ -39,11 +39,18 @@ class RecordingModel:
     def name(self) -> str:
         return self.model.name
 
-    def load(self) -> int:
-        return self.model.load()
+    @property
+    def description(self) -> str:
+        return self.model.description
 
-    def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self.model.embed(kind, texts)
+    def running(self) -> AbstractAsyncContextManager[None]:
+        return self.model.running()
+
+    async def load(self) -> int:
+        return await self.model.load()
+
+    async def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
+        vectors = await self.model.embed(kind, texts)
         self.runs.append((kind, list(texts), time.monotonic()))
         return vectors
 
@@ -68,7 +75,7 @@ async def test_vectors_match_sentence_transformers(scheduler: EmbeddingScheduler
 
 async def test_concurrent_queries_share_runs_without_changing_results(model: LoadedModel) -> None:
     queries = [f"query number {i} about {topic}" for i, topic in enumerate(["towers", "plants", "bread", "money"] * 4)]
-    alone = model.embed("query", queries)
+    alone = model.embed_blocking("query", queries)
     together: dict[int, list[float]] = {}
     async with recording_scheduler(model, document_workers=1) as (scheduler, recording):
 
@@ -86,7 +93,7 @@ async def test_concurrent_queries_share_runs_without_changing_results(model: Loa
 async def test_large_calls_run_in_bounded_pieces_with_the_same_results(model: LoadedModel) -> None:
     # Long and short texts mixed: every run stays within RUN_TEXTS texts and RUN_TOKENS padded pieces.
     documents = [f"document {i} " + "about a rather long topic with many words " * (i % 40) for i in range(300)]
-    alone = [model.embed("document", [text])[0] for text in documents[:20]]
+    alone = [model.embed_blocking("document", [text])[0] for text in documents[:20]]
     async with recording_scheduler(model, document_workers=2) as (scheduler, recording):
         vectors = await scheduler.embed_documents(documents)
     for run_kind, texts, _ in recording.runs:
@@ -129,7 +136,7 @@ async def test_a_full_lane_refuses_at_once_and_keeps_serving(model: LoadedModel)
 
 async def test_an_abandoned_call_leaves_the_others_intact(model: LoadedModel) -> None:
     documents = [f"document {i} about cancellation" for i in range(120)]
-    alone = model.embed("document", documents[:5])
+    alone = model.embed_blocking("document", documents[:5])
     async with recording_scheduler(model, document_workers=1) as (scheduler, _):
         results: list[list[float]] = []
 

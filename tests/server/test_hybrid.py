@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from conftest import StoreFactory
+from store_engines import StoreFactory
 
 from qdrant_mcp_memory.store import Entry, QdrantStore
 from support import REPO

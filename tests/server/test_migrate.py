@@ -4,17 +4,23 @@ them) move to the embedded engine, and embedded folders to another engine, verif
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
+import shlex
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp.client import Client
 from qdrant_client import QdrantClient, models
 
-from qdrant_mcp_memory.backends.edge import folder_kind
+from qdrant_mcp_memory.backends.root import folder_kind
+from qdrant_mcp_memory.migrate import PAUSE_AT_ENV, interrupted_migration, open_engine
 from support import ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -57,17 +63,57 @@ def tree_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+MIGRATE = [sys.executable, "-m", "qdrant_mcp_memory", "migrate"]
+
+
 def migrate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "qdrant_mcp_memory", "migrate", *args], capture_output=True, text=True, timeout=120
+    return subprocess.run([*MIGRATE, *args], capture_output=True, text=True, timeout=120)
+
+
+async def contents(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every point of every collection in a local-mode or embedded folder: id -> (payload, vectors to 5 places)."""
+    engine = open_engine(str(folder), None, target=False)
+    found: dict[str, dict[str, Any]] = {}
+    async with engine.running():
+        for name in await engine.list_collections():
+            points, offset = found.setdefault(name, {}), None
+            while True:
+                page = await engine.scroll(name, offset, 100)
+                for point in page.points:
+                    vectors = {key: [round(x, 5) for x in vector] for key, vector in point.dense.items()}
+                    points[str(point.id)] = (point.payload, vectors)
+                if page.next_offset is None:
+                    break
+                offset = page.next_offset
+    return found
+
+
+def kill_in_place_migration_at(step: str, folder: Path) -> None:
+    """Run `migrate --in-place` until it reaches `step` (the command's test hook pauses it there), then SIGKILL it."""
+    process = subprocess.Popen(
+        [*MIGRATE, "--in-place", str(folder)],
+        env={**os.environ, PAUSE_AT_ENV: step},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    assert process.stdout is not None
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.strip() == f"paused at {step}":
+            break
+    process.kill()
+    process.wait()
+    process.stdout.close()
+    assert output[-1:] == [f"paused at {step}\n"], "".join(output)
 
 
 async def test_a_local_mode_folder_is_served_as_it_is_until_migrated_in_place(
     start_server: Start, tmp_path: Path, model: object
 ) -> None:
     folder = tmp_path / "memories"
-    ids = local_mode_folder(folder, lambda texts: model.embed("document", texts))
+    ids = local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
     original = tree_digest(folder)
 
     # Before migrating: the old folder keeps working, read-write, with a warning saying what to do.
@@ -138,3 +184,71 @@ def test_a_migration_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> N
         result = migrate(*args)
         assert result.returncode == 1 and words in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_in_place_with_a_collection_is_refused(tmp_path: Path) -> None:
+    """Replacing the folder with a part of it would hide the collections left out from the server."""
+    result = migrate("--in-place", str(tmp_path / "memories"), "--collection", "notes")
+    assert result.returncode == 2 and "--in-place moves every collection" in result.stderr
+    assert "--from PATH --to NEW --collection NAME" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "memories.migrating.json").exists()
+
+
+def test_an_in_place_migration_that_fails_leaves_nothing_behind(tmp_path: Path, model: object) -> None:
+    """Failed, not killed (here: a server still has the folder open): one line, the source untouched, and
+    no journal or partial copy that would stop the server from starting."""
+    folder = tmp_path / "memories"
+    local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
+    original = tree_digest(folder)
+    holder = QdrantClient(path=str(folder))
+    try:
+        result = migrate("--in-place", str(folder))
+    finally:
+        holder.close()
+    assert result.returncode == 1 and "is already accessed by another instance" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert interrupted_migration(folder) is None and sorted(p.name for p in tmp_path.iterdir()) == ["memories"]
+    assert tree_digest(folder) == original
+
+
+@pytest.mark.parametrize(
+    ("step", "unjournaled"),
+    [
+        ("copying", False),  # a collection copied, the next one not yet
+        ("verified", False),  # the copy verified and flushed; nothing renamed yet
+        ("source-kept", False),  # the source renamed away: PATH is missing
+        ("source-kept", True),  # the same, left by the command's first version (no journal)
+        ("switched", False),  # the copy in place; only the journal is left
+    ],
+)
+async def test_an_interrupted_in_place_migration_is_finished_by_the_command_the_server_names(
+    start_server: Start, tmp_path: Path, model: object, step: str, unjournaled: bool
+) -> None:
+    """SIGKILL `migrate --in-place` at each step: the server refuses to start (creating nothing), naming the
+    command that finishes the job; that command finishes it; every point is there, the source is kept as it was."""
+    folder = tmp_path / "memories"
+    local_mode_folder(folder, lambda texts: model.embed_blocking("document", texts))
+    original, points = tree_digest(folder), await contents(folder)
+    kill_in_place_migration_at(step, folder)
+    if unjournaled:
+        (tmp_path / "memories.migrating.json").unlink()
+    left = sorted(tmp_path.iterdir())
+
+    server = start_server({"QDRANT_URL": None, "QDRANT_LOCAL_PATH": str(folder)}, wait=None)
+    assert server.process.wait(timeout=120) == 1
+    errors = [json.loads(line)["message"] for line in server.log().splitlines() if '"error"' in line]
+    assert len(errors) == 1 and errors[0].startswith(f"cannot start: an in-place migration of {folder} did not finish")
+    assert sorted(tmp_path.iterdir()) == sorted([*left, server.log_path])  # no empty store was made at the missing PATH
+    command = re.search(r"run `([^`]+)` to finish it", errors[0])
+    assert command is not None, errors[0]
+
+    program, *args = shlex.split(command[1])
+    finished = subprocess.run(
+        [str(Path(sys.executable).with_name(program)), *args], capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert finished.stdout.strip().splitlines()[-1].startswith(f"done: {folder} now holds the embedded engine")
+    kept = [path.name for path in tmp_path.iterdir() if path.name.startswith("memories.")]
+    assert len(kept) == 1 and kept[0].startswith("memories.local-mode-"), kept  # no copy or journal left
+    assert folder_kind(folder) == "edge" and tree_digest(tmp_path / kept[0]) == original
+    assert await contents(folder) == points

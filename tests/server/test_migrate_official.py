@@ -18,7 +18,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from bench.provision import official_venv
-from qdrant_mcp_memory.backends.edge import folder_kind
+from qdrant_mcp_memory.backends.root import folder_kind
 from support import ServerProcess
 
 pytestmark = pytest.mark.anyio

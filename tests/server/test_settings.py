@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +12,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from qdrant_mcp_memory.app import select_storage
+from qdrant_mcp_memory.app import select_embeddings, select_storage
 from qdrant_mcp_memory.backends.edge import EdgeBackend
 from qdrant_mcp_memory.backends.remote import RemoteBackend
 from qdrant_mcp_memory.cli import load_settings, parse_args
+from qdrant_mcp_memory.embeddings.openai import OpenAIEmbeddings, ServiceConfig
 from qdrant_mcp_memory.settings import Settings, default_local_path
 
 OFFICIAL_NAMES = [
@@ -30,6 +33,15 @@ OFFICIAL_NAMES = [
     "QDRANT_ALLOW_ARBITRARY_FILTER",
     "FILTERABLE_FIELDS",
 ]
+OPENAI = {"EMBEDDING_PROVIDER": "openai", "EMBEDDING_URL": "http://ollama:11434/v1", "EMBEDDING_MODEL": "all-minilm"}
+
+# A consistent OAuth configuration; the tests below change one thing at a time.
+OAUTH = {
+    "MCP_TRANSPORT": "streamable-http",
+    "MCP_AUTH_MODE": "oauth",
+    "MCP_OAUTH_ISSUER": "https://id.example.com/realms/mcp",
+    "MCP_PUBLIC_URL": "https://memory.example.com/mcp",
+}
 
 
 @pytest.fixture
@@ -48,6 +60,10 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
         "FASTMCP_PORT",
         "LOG_LEVEL",
         "MCP_ALLOWED_HOSTS",
+        "QDRANT_EMBEDDED_FSYNC",
+        "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS",
+        *(name for name in os.environ if name.startswith("EMBEDDING_")),
+        *OAUTH,
     ]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -61,6 +77,15 @@ def test_defaults_match_the_official_server(env: pytest.MonkeyPatch) -> None:
     assert settings.transport == "stdio" and settings.host == "127.0.0.1" and settings.port == 8000
     storage = select_storage(settings)
     assert isinstance(storage.backend, EdgeBackend) and storage.backend.root == default_local_path()
+    assert storage.backend.config.fsync == "always"  # a write is acknowledged once it is durable
+
+
+def test_interval_durability_is_asked_for_by_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("QDRANT_EMBEDDED_FSYNC", "interval")
+    env.setenv("QDRANT_EMBEDDED_FSYNC_INTERVAL_MS", "250")
+    backend = select_storage(Settings()).backend
+    assert isinstance(backend, EdgeBackend)
+    assert (backend.config.fsync, backend.config.fsync_interval_s) == ("interval", 0.25)
 
 
 def test_downloaded_models_survive_a_reboot(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -129,6 +154,31 @@ def test_secrets_come_from_files(env: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert "qdrant-secret" not in repr(settings)
 
 
+def test_the_openai_provider_is_configured_from_its_variables(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk-embedding-secret\n")
+    for name, value in {
+        **OPENAI,
+        "EMBEDDING_URL": "http://ollama:11434/v1/",
+        "EMBEDDING_API_KEY_FILE": str(tmp_path / "key"),
+        "EMBEDDING_DIMENSIONS": "256",
+        "EMBEDDING_BATCH_SIZE": "64",
+        "EMBEDDING_MAX_REQUESTS": "6",
+    }.items():
+        env.setenv(name, value)
+    settings = Settings()
+    assert "sk-embedding-secret" not in repr(settings)
+    # The vector is named after the model whichever provider computes it (the official server's rule).
+    assert settings.vector_name == "fast-all-minilm"
+    embeddings = select_embeddings(settings)
+    assert isinstance(embeddings.model, OpenAIEmbeddings)
+    assert embeddings.model.config == ServiceConfig(
+        url="http://ollama:11434/v1", model="all-minilm", api_key="sk-embedding-secret", dimensions=256
+    )
+    assert embeddings.url == "http://ollama:11434/v1"
+    # One request of the six is the query lane's; a run is one request of up to 64 texts.
+    assert embeddings.document_workers == 5 and embeddings.bounds.texts == 64
+
+
 def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -157,7 +207,18 @@ def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
         ({"QDRANT_URL": "http://q:6333", "QDRANT_LOCAL_PATH": "/data"}, "QDRANT_LOCAL_PATH"),
         ({"MCP_AUTH_TOKEN": "short"}, "MCP_AUTH_TOKEN"),
         ({"MCP_AUTH_TOKEN_FILE": "/nonexistent/token"}, "MCP_AUTH_TOKEN_FILE"),
-        ({"EMBEDDING_PROVIDER": "openai"}, "EMBEDDING_PROVIDER"),
+        ({"EMBEDDING_PROVIDER": "gemini"}, "EMBEDDING_PROVIDER"),
+        ({"EMBEDDING_PROVIDER": "openai"}, "EMBEDDING_URL"),
+        ({"EMBEDDING_PROVIDER": "openai", "EMBEDDING_URL": "http://ollama:11434/v1"}, "EMBEDDING_MODEL"),
+        ({"EMBEDDING_PROVIDER": "openai", "EMBEDDING_URL": "ollama:11434", "EMBEDDING_MODEL": "m"}, "EMBEDDING_URL"),
+        ({"EMBEDDING_URL": "http://ollama:11434/v1"}, "EMBEDDING_PROVIDER=openai"),
+        ({"EMBEDDING_API_KEY": "sk-key"}, "EMBEDDING_PROVIDER=openai"),
+        (
+            {**OPENAI, "EMBEDDING_API_KEY": "k", "EMBEDDING_API_KEY_FILE": "/nonexistent"},
+            "EMBEDDING_API_KEY or EMBEDDING_API_KEY_FILE",
+        ),
+        ({**OPENAI, "EMBEDDING_MAX_REQUESTS": "1"}, "EMBEDDING_MAX_REQUESTS"),
+        ({**OPENAI, "EMBEDDING_TIMEOUT": "0"}, "EMBEDDING_TIMEOUT"),
         *(
             ({"FILTERABLE_FIELDS": json.dumps([{"name": name, "description": "d", "field_type": "keyword"}])}, name)
             for name in ("my-field", "limit", "class", "query_filter", "ünïcode")
@@ -167,11 +228,11 @@ def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_TRACES_EXPORTER": "otlp"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
         ({"MCP_TRANSPORT": "streamable-http", "MCP_HOST": "0.0.0.0"}, "MCP_ALLOW_UNAUTHENTICATED"),
         ({"MCP_MAX_SESSIONS": "0"}, "MCP_MAX_SESSIONS"),
+        ({"QDRANT_EMBEDDED_FSYNC": "never"}, "QDRANT_EMBEDDED_FSYNC"),
+        ({"QDRANT_EMBEDDED_FSYNC_INTERVAL_MS": "0"}, "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"),
     ],
 )
 def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: dict[str, str], named: str) -> None:
-    import os
-
     env = {key: value for key, value in os.environ.items() if key not in OFFICIAL_NAMES and not key.startswith("OTEL_")}
     result = subprocess.run(
         [sys.executable, "-m", "qdrant_mcp_memory"],
@@ -192,3 +253,66 @@ def test_validation_error_names_the_variable(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings()
     assert caught.value.errors()[0]["loc"] == ("QDRANT_READ_ONLY",)
+
+
+def test_token_mode_is_the_default_when_a_token_is_set(env: pytest.MonkeyPatch) -> None:
+    assert Settings().effective_auth_mode is None
+    env.setenv("MCP_AUTH_TOKEN", "a-token-of-sufficient-length")
+    assert Settings().effective_auth_mode == "token"
+    env.setenv("MCP_AUTH_MODE", "token")
+    assert Settings().effective_auth_mode == "token"
+
+
+def test_oauth_mode_reads_its_settings(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in OAUTH.items():
+        env.setenv(name, value)
+    env.setenv("MCP_HOST", "0.0.0.0")  # reachable from other hosts: OAuth is the authentication
+    env.setenv("MCP_OAUTH_AUDIENCE", "api://memory, https://memory.example.com/mcp")
+    env.setenv("MCP_OAUTH_CLIENT_ID", "qdrant-mcp")
+    (tmp_path / "secret").write_text("client-secret\n")
+    env.setenv("MCP_OAUTH_CLIENT_SECRET_FILE", str(tmp_path / "secret"))
+    settings = Settings()
+    assert settings.effective_auth_mode == "oauth"
+    assert settings.oauth_audience == ["api://memory", "https://memory.example.com/mcp"]
+    assert (settings.oauth_read_scope, settings.oauth_write_scope) == ("memory:read", "memory:write")
+    secret = settings.oauth_client_secret
+    assert secret is not None and secret.get_secret_value() == "client-secret"
+    assert "client-secret" not in repr(settings)
+    env.setenv("MCP_OAUTH_ISSUER", "http://127.0.0.1:8080/realms/mcp")  # plain http on loopback only
+    assert Settings().oauth_issuer == "http://127.0.0.1:8080/realms/mcp"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"MCP_OAUTH_ISSUER": None}, "needs MCP_OAUTH_ISSUER and MCP_PUBLIC_URL"),
+        ({"MCP_PUBLIC_URL": None}, "needs MCP_OAUTH_ISSUER and MCP_PUBLIC_URL"),
+        ({"MCP_OAUTH_ISSUER": "http://id.example.com"}, "must use https"),
+        ({"MCP_PUBLIC_URL": "memory.example.com/mcp"}, "must be an absolute http(s) URL"),
+        ({"MCP_PUBLIC_URL": "https://memory.example.com/mcp#part"}, "must not have a fragment"),
+        ({"MCP_OAUTH_ISSUER": "https://id.example.com/?tenant=x"}, "must not have a query"),
+        ({"MCP_OAUTH_JWKS_URL": "file:///etc/keys.json"}, "must be an absolute http(s) URL"),
+        ({"MCP_TRANSPORT": "sse"}, "needs MCP_TRANSPORT=streamable-http"),
+        ({"MCP_TRANSPORT": "stdio"}, "needs MCP_TRANSPORT=streamable-http"),
+        ({"MCP_AUTH_TOKEN": "a-token-of-sufficient-length"}, "are exclusive"),
+        ({"MCP_OAUTH_CLIENT_ID": "qdrant-mcp"}, "go together"),
+        ({"MCP_OAUTH_CLIENT_SECRET": "secret"}, "go together"),
+        ({"MCP_OAUTH_READ_SCOPE": "memory read"}, "MCP_OAUTH_READ_SCOPE"),
+        ({"MCP_OAUTH_WRITE_SCOPE": 'memory"write'}, "MCP_OAUTH_WRITE_SCOPE"),
+        ({"MCP_OAUTH_WRITE_SCOPE": "memory:read"}, "must differ"),
+        ({"MCP_AUTH_MODE": "token"}, "MCP_AUTH_MODE=token needs MCP_AUTH_TOKEN"),
+        ({"MCP_AUTH_MODE": "bearer"}, "MCP_AUTH_MODE"),
+        ({"MCP_AUTH_MODE": None}, "apply to MCP_AUTH_MODE=oauth only"),
+        ({"MCP_CALLER_HASH_KEY": "short"}, "at least 16 characters"),
+    ],
+)
+def test_oauth_settings_that_cannot_work_are_refused(
+    env: pytest.MonkeyPatch, changes: dict[str, str | None], message: str
+) -> None:
+    for name, value in {**OAUTH, **changes}.items():
+        if value is None:
+            env.delenv(name, raising=False)
+        else:
+            env.setenv(name, value)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings()

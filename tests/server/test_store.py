@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import VECTOR, StoreFactory
+from store_engines import VECTOR, StoreFactory
 
 from qdrant_mcp_memory.backends import DenseVector, NewCollection, Point
 from qdrant_mcp_memory.backends.remote import RemoteBackend, RemoteConfig

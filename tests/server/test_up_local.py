@@ -1,6 +1,8 @@
 """`scripts/up --local` (and the no-Docker fallback) after a Docker run: the `.env` that
 scripts/up wrote for Compose names container paths (/run/secrets/...), and none of it may leak
-into the local server, which must start on embedded Qdrant and serve.
+into the local server, which must start on embedded Qdrant and serve, with the stack's default
+collection (compose.core.yaml), so that the README's step 2 works as written without Docker:
+its "run: local" block is run here, the Inspector CLI for `npx -y …inspector@VERSION`.
 
 The checkout is the repository's own scripts, server and venv seen through symlinks from a
 folder that holds a Compose-style `.env`, so the repository itself is never modified."""
@@ -8,6 +10,7 @@ folder that holds a Compose-style `.env`, so the repository itself is never modi
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -17,7 +20,7 @@ import httpx
 import pytest
 from mcp.client import Client
 
-from support import REPO, SHARED, free_port
+from support import REPO, SHARED, compose_layers, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
@@ -34,6 +37,29 @@ def compose_style_checkout(target: Path) -> Path:
     dotenv += "QDRANT_URL=http://qdrant:6333\nQDRANT_API_KEY_FILE=/run/secrets/qdrant_api_key\n"
     (checkout / ".env").write_text(dotenv)
     return checkout
+
+
+def stack_default_collection() -> str:
+    """The default in compose.core.yaml's `COLLECTION_NAME: ${COLLECTION_NAME:-memories}`."""
+    value = compose_layers()["services"]["mcp-server"]["environment"]["COLLECTION_NAME"]
+    match = re.fullmatch(r"\$\{COLLECTION_NAME:-([^}]+)\}", value)
+    assert match, value
+    return match[1]
+
+
+def readme_local_calls(port: int) -> list[str]:
+    """The README's no-Docker calls, with the Inspector CLI bootstrap installed and the test's port."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- run: local -->\n```bash\n(.*?)```", readme, re.S)
+    assert block, "README.md has no `<!-- run: local -->` bash block"
+    inspector = os.environ.get("MCP_INSPECTOR")
+    assert inspector, "MCP_INSPECTOR must point at the mcp-inspector CLI (scripts/bootstrap --tests)"
+    commands = re.sub(r"\\\n\s*", " ", block[1]).strip().splitlines()
+    assert all(c.startswith("npx -y @modelcontextprotocol/inspector@") for c in commands), commands
+    return [
+        re.sub(r"^npx -y @modelcontextprotocol/inspector@\S+", inspector, c).replace(":8000/", f":{port}/")
+        for c in commands
+    ]
 
 
 async def test_local_run_after_a_docker_run_ignores_the_compose_env(tmp_path: Path) -> None:
@@ -63,15 +89,20 @@ async def test_local_run_after_a_docker_run_ignores_the_compose_env(tmp_path: Pa
                 await anyio.sleep(0.1)
             else:
                 raise AssertionError(f"not ready in 120 s:\n{log.read_text()}")
+        for command in readme_local_calls(port):  # as a user types them in a second terminal
+            call = await anyio.run_process(["bash", "-c", command], check=False)
+            assert call.returncode == 0, f"{command}\n{call.stdout.decode()}{call.stderr.decode()}"
+        found = call.stdout.decode()
+        assert "The standup moved to 9:30 on Tuesdays" in found and '"collection_exists": true' in found, found
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-            stored = await client.call_tool("qdrant-store", {"information": "local run", "collection_name": "notes"})
-            found = await client.call_tool("qdrant-find", {"query": "local run", "collection_name": "notes"})
-        assert not stored.is_error and not found.is_error
+            hits = (await client.call_tool("qdrant-find", {"query": "standup"})).structured_content
+        assert hits and hits["collection"] == stack_default_collection(), hits
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         code = up.wait(timeout=30)
     output = log.read_text()
     assert code == 0, output
     assert "[1/2]" in output and "[2/2]" in output  # the steps, with what they do
+    assert f'collection "{stack_default_collection()}"' in output
     assert "embedded Qdrant Edge at " + str(tmp_path / "data") in output
     assert "/run/secrets" not in output and "qdrant:6333" not in output

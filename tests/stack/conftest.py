@@ -24,7 +24,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_support import CACHE_DIR, HERE, METRICS, PLANTED_BUILD_SECRET, REPO, RESULTS_DIR, RUN_ID, record, run
+from stack_support import (
+    CACHE_DIR,
+    HERE,
+    METRICS,
+    PLANTED_BUILD_SECRET,
+    REPO,
+    RESULTS_DIR,
+    RUN_ID,
+    StackUser,
+    compose_plugin,
+    record,
+    repository_files,
+    run,
+)
+
+from host_user import host_user
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -157,6 +172,63 @@ def server_image(engine: None, secrets_dir: Path, model_cache: Path, request: py
     yield tag
     if os.environ.get("STACK_KEEP_IMAGE") != "1":
         run(["docker", "image", "rm", "-f", tag], check=False)
+
+
+@pytest.fixture(scope="session")
+def stack_user(model_cache: Path) -> Iterator[StackUser]:
+    """An unprivileged account in the docker group, as users run the stack: its own copy of the
+    repository made under umask 027 (no "other" bits on any file), its own Compose plugin (a copy
+    of root's) and the embedding model in its cache, where scripts/bootstrap puts it for a user.
+    Root creates the account (useradd); nothing else here runs as root."""
+    with host_user(groups=("docker",), umask=0o027) as user:
+        checkout = user.home / "qdrant-mcp-memory"
+        user.copy_in((REPO / name, checkout / name) for name in repository_files())
+        user.copy_in([(compose_plugin(), user.home / ".docker" / "cli-plugins" / "docker-compose")])
+        cache = user.home / ".cache" / "qdrant-mcp-stack" / "fastembed"
+        model = model_cache / "models--Qdrant--all-MiniLM-L6-v2-onnx"
+        user.copy_in((path, cache / path.relative_to(model_cache)) for path in model.rglob("*") if path.is_file())
+        yield StackUser(user, checkout)
+
+
+@pytest.fixture(scope="session")
+def user_secrets(stack_user: StackUser) -> Path:
+    """The user's secret files, made by scripts/secrets as the user (0700 folder, 0640 files)."""
+    folder = stack_user.user.home / "stack-secrets"
+    stack_user.user.run([str(stack_user.checkout / "scripts" / "secrets"), str(folder)], cwd=stack_user.checkout)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def standin_images(base_image: str, server_image: str, inspector_cli: list[str]) -> None:
+    """The stand-ins for the pinned upstream images (tests/stack/standins), tagged
+    qdrant-mcp-standin/<pinned image>: the stack runs them where no image can be pulled."""
+    # The Inspector stand-in's build context: this machine's node and the Inspector package
+    # `scripts/bootstrap --tests` installed (hard links where the file system allows).
+    context = CACHE_DIR / "standin-inspector"
+    node_modules = Path(inspector_cli[0]).parent.parent  # $MCP_INSPECTOR is <prefix>/node_modules/.bin/mcp-inspector
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    shutil.copytree(node_modules, context / "node_modules", symlinks=True, copy_function=_link_or_copy)
+    shutil.copy2(Path(shutil.which("node") or "/usr/bin/node").resolve(), context / "node")
+    shutil.copy2(HERE / "standins" / "Dockerfile", context / "Dockerfile")
+    start = time.monotonic()
+    run(
+        ["docker", "compose", "-f", str(HERE / "standins" / "compose.yaml"), "--progress", "plain", "build"],
+        timeout=900,
+        env={
+            "STANDIN_BASE": base_image,
+            "STANDIN_SERVER_IMAGE": server_image,
+            "STANDIN_INSPECTOR_CONTEXT": str(context),
+        },
+    )
+    record("standin_images_s", round(time.monotonic() - start, 1))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 @pytest.fixture(scope="session")

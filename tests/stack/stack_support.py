@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+from host_user import HostUser
 from support import REPO
 
 HERE = Path(__file__).resolve().parent
@@ -82,3 +84,41 @@ def call_tool(cli: list[str], url: str, tool: str, *arguments: str, token: str |
     """tools/call through the Inspector CLI, each argument as `key=value`."""
     flags = [flag for argument in arguments for flag in ("--tool-arg", argument)]
     return inspector(cli, url, "--method", "tools/call", "--tool-name", tool, *flags, token=token)
+
+
+def tool_result(cli: list[str], url: str, tool: str, *arguments: str, token: str | None = None) -> dict:
+    """A tool call that must succeed: its structuredContent (the tool's typed result)."""
+    code, body = call_tool(cli, url, tool, *arguments, token=token)
+    result = body.get("result", body) if isinstance(body, dict) else body  # the CLI wraps it in "result"
+    assert code == 0 and isinstance(result, dict) and result.get("isError") is False, body
+    return result["structuredContent"]
+
+
+def found_documents(cli: list[str], url: str, query: str, token: str | None = None) -> list[str]:
+    """The documents qdrant-find returns for `query`, best first (the reply's echo of the query aside)."""
+    return [hit["document"] for hit in tool_result(cli, url, "qdrant-find", f"query={query}", token=token)["hits"]]
+
+
+def points_count(cli: list[str], url: str, token: str | None = None) -> int:
+    """Points in the server's default collection (qdrant-collection-info)."""
+    return int(tool_result(cli, url, "qdrant-collection-info", token=token)["points_count"])
+
+
+def compose_plugin() -> Path:
+    """The Compose plugin this machine's docker CLI uses (root's)."""
+    plugins = json.loads(run(["docker", "info", "--format", "{{json .ClientInfo.Plugins}}"]).stdout)
+    return Path(next(plugin["Path"] for plugin in plugins if plugin["Name"] == "compose")).resolve()
+
+
+def repository_files() -> list[str]:
+    """The repository's files as a clone has them (tracked and new, nothing ignored)."""
+    listed = run(["git", "ls-files", "-co", "--exclude-standard", "-z"]).stdout.split("\0")
+    return [name for name in listed if name and (REPO / name).is_file()]
+
+
+@dataclass(frozen=True)
+class StackUser:
+    """The account the stack runs as (conftest's `stack_user`), and its copy of the repository."""
+
+    user: HostUser
+    checkout: Path

@@ -1,4 +1,8 @@
-"""The server's test suite, run inside an image built from the runtime's own layers (`--target test`)."""
+"""The server's test suite, run inside an image built from the runtime's own layers (`--target test`).
+
+Run as root, the suite's own user: these start no Compose stack and mount no file of a user, so
+the engine runs the containers the same for root and for a member of the docker group.
+The stack as a user runs it: test_compose_up.py and test_scripts_up.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """The built server image, run the way a user runs it: `docker run` with a read-only root
-filesystem and a tmpfs /tmp; the model is baked in, nothing is mounted."""
+filesystem and a tmpfs /tmp; the model is baked in, nothing is mounted.
+
+Run as root, the suite's own user: these start no Compose stack and mount no file of a user, so
+the engine runs the containers the same for root and for a member of the docker group.
+The stack as a user runs it: test_compose_up.py and test_scripts_up.py."""
 
 from __future__ import annotations
 
@@ -224,7 +228,11 @@ async def test_stdio_for_desktop_clients(server_image: str) -> None:
                 stored = await client.call_tool(
                     "qdrant-store", {"information": "stdio in a container", "collection_name": "s"}
                 )
-    assert "qdrant-find" in tools and not stored.is_error
+                found = await client.call_tool(
+                    "qdrant-find", {"query": "a server over standard input and output", "collection_name": "s"}
+                )
+    assert "qdrant-find" in tools and not stored.is_error and not found.is_error
+    assert [hit["document"] for hit in found.structured_content["hits"]] == ["stdio in a container"]
     logs = stderr.read_text()
     assert '"serving on stdio"' in logs or "serving on stdio" in logs  # the logs went to stderr
 

@@ -1,4 +1,8 @@
-"""SBOMs of the built image and of its locked Python dependencies (kept in .cache/sbom)."""
+"""SBOMs of the built image and of its locked Python dependencies (kept in .cache/sbom).
+
+Run as root, the suite's own user: these start no Compose stack and mount no file of a user, so
+the engine runs the containers the same for root and for a member of the docker group.
+The stack as a user runs it: test_compose_up.py and test_scripts_up.py."""
 
 from __future__ import annotations
 

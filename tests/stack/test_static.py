@@ -10,7 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from stack_support import REPO, run
+
+from support import compose_layers
 
 pytestmark = pytest.mark.stack
 
@@ -28,11 +31,11 @@ def test_dockerfile_has_no_syntax_directive() -> None:
     assert not any(re.match(r"#\s*syntax\s*=", line) for line in first)
 
 
-def _config(env_file: Path, secrets_dir: Path, *files: str) -> dict:
+def _config(env_file: Path, secrets_dir: Path, *files: str, profiles: tuple[str, ...] = tuple(PROFILES)) -> dict:
     args = ["docker", "compose", "--env-file", str(env_file)]
     for f in files:
         args += ["-f", f]
-    proc = run([*args, *PROFILES, "config", "--format", "json"], env={"SECRETS_DIR": str(secrets_dir)})
+    proc = run([*args, *profiles, "config", "--format", "json"], env={"SECRETS_DIR": str(secrets_dir)})
     return json.loads(proc.stdout)
 
 
@@ -132,13 +135,16 @@ def test_readonly_demo_policies(engine: None, env_file: Path, secrets_dir: Path)
     """compose.demo-readonly.yaml (docs/demo.md): read tools only, the token required, Qdrant's
     read-only key, Qdrant unpublished, the seeding job hardened and run to completion first."""
     services = _config(env_file, secrets_dir, "compose.yaml", "compose.demo-readonly.yaml")["services"]
-    server = services["mcp-server"]
-    env = server["environment"]
-    assert env["QDRANT_READ_ONLY"] == "true"
-    assert env["MCP_AUTH_TOKEN_FILE"] == "/run/secrets/mcp_auth_token" and env["MCP_ALLOW_UNAUTHENTICATED"] == "false"
-    assert env["QDRANT_API_KEY_FILE"] == "/run/secrets/qdrant_read_only_api_key"
-    assert {s["source"] for s in server["secrets"]} == {"qdrant_read_only_api_key", "mcp_auth_token"}
-    assert server["depends_on"]["demo-seed"]["condition"] == "service_completed_successfully"
+    for name in ("mcp-server", "demo-server"):  # demo-server: the demo profile's, read-only too
+        server = services[name]
+        env = server["environment"]
+        assert env["QDRANT_READ_ONLY"] == "true", name
+        assert env["MCP_AUTH_TOKEN_FILE"] == "/run/secrets/mcp_auth_token", name
+        assert env["MCP_ALLOW_UNAUTHENTICATED"] == "false", name
+        assert env["QDRANT_API_KEY_FILE"] == "/run/secrets/qdrant_read_only_api_key", name
+        assert env["COLLECTION_NAME"] == "demo-memories", name  # the demo's collection, never the user's
+        assert {s["source"] for s in server["secrets"]} == {"qdrant_read_only_api_key", "mcp_auth_token"}, name
+        assert server["depends_on"]["demo-seed"]["condition"] == "service_completed_successfully", name
     assert not services["qdrant"].get("ports")
     seed = services["demo-seed"]
     assert seed["read_only"] is True and seed["cap_drop"] == ["ALL"]
@@ -146,13 +152,83 @@ def test_readonly_demo_policies(engine: None, env_file: Path, secrets_dir: Path)
     assert seed["deploy"]["resources"]["limits"]["memory"] and seed["logging"]["options"]["max-size"]
     assert seed["environment"]["DEMO_MCP_COMMAND"].endswith("--transport stdio") and not seed.get("ports")
     assert seed.get("restart", "no") == "no"
+    assert seed["environment"]["COLLECTION_NAME"] == "demo-memories"
+
+
+def test_the_demo_talks_to_a_server_of_its_own(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """The demo's samples and notes go to DEMO_COLLECTION through demo-server (mcp-server hides
+    collection_name, so a client of it cannot choose); demo-server is mcp-server otherwise, unpublished."""
+    services = _config(env_file, secrets_dir, "compose.yaml")["services"]
+    server, demo_server = services["mcp-server"], services["demo-server"]
+    assert services["demo"]["environment"]["DEMO_MCP_URL"] == "http://demo-server:8000/mcp"
+    assert services["demo"]["depends_on"] == {"demo-server": {"condition": "service_healthy", "required": True}}
+    assert server["environment"]["COLLECTION_NAME"] == "memories"
+    changed = {"COLLECTION_NAME": "demo-memories", "MCP_ALLOWED_HOSTS": "demo-server:*"}
+    assert demo_server["environment"] == {**server["environment"], **changed}
+    assert demo_server["profiles"] == ["demo"] and not demo_server.get("ports") and not demo_server.get("build")
+    for key in ("image", "secrets", "group_add", "read_only", "cap_drop", "security_opt", "depends_on"):
+        assert demo_server.get(key) == server.get(key), key
+
+
+def test_auth_profile_policies(engine: None, env_file: Path, secrets_dir: Path) -> None:
+    """compose.auth.yaml (profile `auth`): Keycloak provisioned from keycloak/realm-mcp.json, the
+    server in OAuth mode trusting it, an Inspector; hardened like every service, one namespace
+    whose URLs (issuer, resource, the Inspector's origin) agree with the realm and the ports."""
+    cfg = _config(env_file, secrets_dir, "compose.yaml", profiles=("--profile", "auth"))
+    services = cfg["services"]
+    auth = {"keycloak", "mcp-server-oauth", "inspector-oauth"}
+    assert auth <= set(services) and all(services[name]["profiles"] == ["auth"] for name in auth)
+    for name in auth:
+        svc = services[name]
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert svc["deploy"]["resources"]["limits"]["memory"] and svc["logging"]["options"]["max-size"], name
+    keycloak, server, inspector = (services[name] for name in ("keycloak", "mcp-server-oauth", "inspector-oauth"))
+    assert keycloak["image"] == "quay.io/keycloak/keycloak:26.8.2"
+    assert server["network_mode"] == inspector["network_mode"] == "service:keycloak"
+    assert not server.get("ports") and not inspector.get("ports")
+    ports = {(p["host_ip"], p["published"], p["target"]) for p in keycloak["ports"]}
+    assert ports == {("127.0.0.1", "8180", 8180), ("127.0.0.1", "8001", 8001), ("127.0.0.1", "6284", 6274)}
+    kc, env = keycloak["environment"], server["environment"]
+    assert env["MCP_AUTH_MODE"] == "oauth" and env["MCP_AUTH_TOKEN_FILE"] == "" and env["MCP_PORT"] == "8001"
+    assert env["MCP_OAUTH_ISSUER"] == f"{kc['KC_HOSTNAME']}/realms/mcp" == "http://localhost:8180/realms/mcp"
+    assert env["MCP_PUBLIC_URL"] == kc["MCP_OAUTH_PUBLIC_URL"] == "http://localhost:8001/mcp"
+    assert [s["source"] for s in server["secrets"]] == ["qdrant_api_key"]
+    assert server["depends_on"]["keycloak"]["condition"] == "service_healthy"
+    assert inspector["environment"]["ALLOWED_ORIGINS"].split(",")[0] == kc["MCP_INSPECTOR_ORIGIN"]
+    assert [v["source"] for v in inspector["volumes"]] == ["inspector-oauth-data"]  # not the other Inspector's
+    assert keycloak["command"] == ["start-dev", "--import-realm"]
+    [realm_mount] = keycloak["volumes"]
+    assert realm_mount["read_only"] and realm_mount["target"] == "/opt/keycloak/data/import/realm-mcp.json"
+    for name in ("keycloak_admin_password", "keycloak_demo_password", "keycloak_automation_secret"):
+        assert "file" in cfg["secrets"][name] and name in " ".join(keycloak["entrypoint"])
+
+    realm = json.loads((REPO / "keycloak" / "realm-mcp.json").read_text())
+    scopes = {scope["name"]: scope for scope in realm["clientScopes"]}
+    for name in ("memory:read", "memory:write"):  # the server's default scope names
+        [mapper] = scopes[name]["protocolMappers"]
+        assert mapper["protocolMapper"] == "oidc-audience-mapper"
+        assert mapper["config"]["included.custom.audience"] == "${MCP_OAUTH_PUBLIC_URL}"
+        assert scopes[name]["attributes"]["include.in.token.scope"] == "true"
+    clients = {client["clientId"]: client for client in realm["clients"]}
+    app = clients["mcp-inspector"]
+    assert app["publicClient"] and app["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert "${MCP_INSPECTOR_ORIGIN}/oauth/callback" in app["redirectUris"]
+    assert all(uri.startswith(("${MCP_INSPECTOR_ORIGIN}/", "http://127.0.0.1:")) for uri in app["redirectUris"])
+    assert set(clients["mcp-reader"]["defaultClientScopes"]) == {"basic", "memory:read"}
+    # Secrets reach the realm only as placeholders filled from secrets/ at import.
+    assert {c.get("secret") for c in clients.values() if not c["publicClient"]} == {
+        "${MCP_AUTOMATION_SECRET}",
+        "${MCP_READER_SECRET}",
+    }
+    assert [c["value"] for user in realm["users"] for c in user.get("credentials", [])] == ["${MCP_DEMO_PASSWORD}"]
 
 
 def test_lean_layer_is_qdrant_and_the_server_without_telemetry(engine: None, env_file: Path, secrets_dir: Path) -> None:
     """`docker compose -f compose.core.yaml up`: Qdrant + the server (and the opt-in profiles),
     nothing exporting to a collector that is not there; OTEL_SDK_DISABLED, when set, wins."""
     lean = _config(env_file, secrets_dir, "compose.core.yaml")
-    assert set(lean["services"]) == {"qdrant", "mcp-server", "demo", "inspector"}
+    assert set(lean["services"]) == {"qdrant", "mcp-server", "demo-server", "demo", "inspector"}
     assert lean["services"]["mcp-server"]["environment"]["OTEL_SDK_DISABLED"] == "true"
     assert set(lean["secrets"]) == {"qdrant_api_key", "qdrant_read_only_api_key", "mcp_auth_token", "build_ca"}
     forced = env_file.with_name("forced.env")
@@ -181,7 +257,13 @@ def test_fresh_clone_without_secrets_fails_in_one_line_naming_scripts_up(engine:
 def test_env_example_covers_compose_variables() -> None:
     """Every ${VAR} the compose files read is documented in .env.example (set, or commented out
     with its meaning), or, for the layering switch, in otel/stack.env."""
-    files = ["compose.yaml", "compose.core.yaml", "compose.observability.yaml", "compose.demo-readonly.yaml"]
+    files = [
+        "compose.yaml",
+        "compose.core.yaml",
+        "compose.observability.yaml",
+        "compose.auth.yaml",
+        "compose.demo-readonly.yaml",
+    ]
     text = "".join((REPO / name).read_text() for name in files)
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     documented = set(re.findall(r"^(?:# )?([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
@@ -206,3 +288,31 @@ def test_scripts_up_links_the_dashboards_that_exist() -> None:
     linked = set(re.findall(r"/d/([\w-]+)", (REPO / "scripts" / "up").read_text()))
     uids = {json.loads(p.read_text())["uid"] for p in (REPO / "grafana" / "dashboards").glob("*.json")}
     assert linked and linked <= uids, f"scripts/up links {sorted(linked)}, dashboards are {sorted(uids)}"
+
+
+def test_the_standins_stand_in_for_the_pinned_images() -> None:
+    """Each stand-in image is tagged qdrant-mcp-standin/<the image compose.yaml pins>, in the files
+    that build them and in the files that swap them in: a new pin needs its stand-in (and its
+    entry in tests/stack/README.md) checked again."""
+    # The profile `auth` runs only with the real images (tests/stack/test_auth_stack.py, CI's
+    # upstream job): nothing here stands in for Keycloak.
+    pinned = {
+        name: service.get("image", "")
+        for name, service in compose_layers()["services"].items()
+        if "auth" not in service.get("profiles", [])
+    }
+    built = yaml.safe_load((REPO / "tests" / "stack" / "standins" / "compose.yaml").read_text())["services"]
+    swapped: dict[str, str] = {}
+    for layer in ("core", "observability"):
+        swapped |= {
+            name: service["image"]
+            for name, service in yaml.safe_load(
+                (REPO / "tests" / "stack" / f"compose.standins.{layer}.yaml").read_text()
+            )["services"].items()
+        }
+    upstream = {name for name, image in pinned.items() if image and not image.startswith("${MCP_IMAGE")}
+    assert set(built) == set(swapped) == upstream
+    readme = (REPO / "tests" / "stack" / "README.md").read_text()
+    for name in upstream:
+        assert built[name]["image"] == swapped[name] == f"qdrant-mcp-standin/{pinned[name]}", name
+        assert f"`{pinned[name]}`" in readme, f"tests/stack/README.md does not describe {pinned[name]}"

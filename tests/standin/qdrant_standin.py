@@ -14,6 +14,7 @@ Every answer parses with qdrant-client's own pydantic models.
 Endpoints (exactly what qdrant-client 1.20 calls for the server's RemoteBackend, plus probes):
 
     GET    /  /healthz  /livez  /readyz            version info and probes (probes need no key)
+    GET    /metrics                                Prometheus text: the collections and points held
     GET    /collections                            list
     GET    /collections/{name}                     info (CollectionInfo)
     GET    /collections/{name}/exists
@@ -51,7 +52,12 @@ Fault injection, for tests only (never in a real Qdrant; no API key needed):
     GET    /__standin/requests  {"count": N, "requests": [{"seq", "method", "path", "status", "fault"}]}
     DELETE /__standin/requests  reset the log
 
-Run:  python tests/standin/qdrant_standin.py --port 6333 [--api-key KEY] [--storage DIR]
+API keys as Qdrant's: the full key may do anything; the read-only key reads (GET, and the POSTs
+that query, count, scroll or retrieve points) and gets 403 for anything else. Like Qdrant, the
+keys can come from QDRANT__SERVICE__API_KEY and QDRANT__SERVICE__READ_ONLY_API_KEY.
+
+Run:  python tests/standin/qdrant_standin.py --port 6333 [--api-key KEY] [--read-only-api-key KEY]
+      [--storage DIR]
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
 import shutil
 import signal
@@ -89,6 +96,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 API_VERSION = "1.19.0"  # the REST API mirrored: the version compose.yaml pins
 ENGINE_VERSION = version("qdrant-edge-py")
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+# What Qdrant's read-only key may POST: searches, counts, scrolls and retrieval by id.
+READ_POSTS = re.compile(r"^/collections/[^/]+/points(/query|/count|/scroll)?$")
 ADMIN = "/__standin"
 DEFAULT_RRF_K = 2  # Qdrant's default for {"fusion": "rrf"} (lib/segment reciprocal_rank_fusion.rs)
 _DISTANCES = {"Cosine": qe.Distance.Cosine, "Euclid": qe.Distance.Euclid, "Dot": qe.Distance.Dot,
@@ -528,7 +537,7 @@ def update_result(collection: Collection, request: Request) -> dict[str, Any]:
     return {"operation_id": collection.next_operation(), "status": "completed" if wait else "acknowledged"}
 
 
-def build_app(storage: Storage, api_key: str | None) -> ASGIApp:
+def build_app(storage: Storage, api_key: str | None, read_only_api_key: str | None = None) -> ASGIApp:
     Handler = Callable[[Request], Awaitable[Response]]
 
     def endpoint(handler: Callable[[Request, float], Awaitable[Response]]) -> Handler:
@@ -552,6 +561,16 @@ def build_app(storage: Storage, api_key: str | None) -> ASGIApp:
 
     async def readyz(request: Request, started: float) -> Response:
         return PlainTextResponse("all shards are ready")
+
+    async def metrics(request: Request, started: float) -> Response:
+        exact = qe.CountRequest(exact=True, filter=None)
+        points = sum(_engine(lambda c=c: c.shard.count(exact)) for c in storage.collections.values())
+        return PlainTextResponse(
+            "# TYPE collections_total gauge\n"
+            f"collections_total {len(storage.collections)}\n"
+            "# TYPE collections_vector_total gauge\n"
+            f"collections_vector_total {points}\n"
+        )
 
     async def list_collections(request: Request, started: float) -> Response:
         return ok({"collections": [{"name": name} for name in storage.collections]}, started)
@@ -740,6 +759,7 @@ def build_app(storage: Storage, api_key: str | None) -> ASGIApp:
         Route("/healthz", endpoint(healthz), methods=["GET"]),
         Route("/livez", endpoint(healthz), methods=["GET"]),
         Route("/readyz", endpoint(readyz), methods=["GET"]),
+        Route("/metrics", endpoint(metrics), methods=["GET"]),
         Route("/collections", endpoint(list_collections), methods=["GET"]),
         Route(name, endpoint(collection), methods=["GET", "PUT", "DELETE"]),
         Route(f"{name}/exists", endpoint(exists), methods=["GET"]),
@@ -767,15 +787,16 @@ def build_app(storage: Storage, api_key: str | None) -> ASGIApp:
         exception_handlers={404: not_implemented, 405: not_implemented},
         lifespan=lifespan,
     )
-    return Faults(ApiKeyCheck(api, api_key))
+    return Faults(ApiKeyCheck(api, api_key, read_only_api_key))
 
 
 class ApiKeyCheck:
-    """Qdrant's static API key: `api-key: KEY` or `Authorization: Bearer KEY`; probes stay open."""
+    """Qdrant's static API keys: `api-key: KEY` or `Authorization: Bearer KEY`; probes stay open."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+    def __init__(self, app: ASGIApp, api_key: str | None, read_only_api_key: str | None = None) -> None:
         self.app = app
         self.api_key = api_key
+        self.read_only_api_key = read_only_api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.api_key is None or scope["path"] in OPEN_PATHS:
@@ -787,11 +808,15 @@ class ApiKeyCheck:
             given = headers["authorization"][7:]
         if given is None:
             response: Response = PlainTextResponse("Must provide an API key or an Authorization bearer token", 401)
-        elif not hmac.compare_digest(given.encode(), self.api_key.encode()):
-            response = PlainTextResponse("Invalid API key or JWT", 403)
-        else:
+        elif hmac.compare_digest(given.encode(), self.api_key.encode()) or (
+            self.read_only_api_key is not None
+            and hmac.compare_digest(given.encode(), self.read_only_api_key.encode())
+            and (scope["method"] == "GET" or (scope["method"] == "POST" and READ_POSTS.match(scope["path"])))
+        ):
             await self.app(scope, receive, send)
             return
+        else:
+            response = PlainTextResponse("Invalid API key or JWT", 403)
         await response(scope, receive, send)
 
 
@@ -916,10 +941,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Qdrant REST API stand-in on Qdrant Edge, for tests only.")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--api-key", default=None, help="require this key (`api-key` header or bearer token)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("QDRANT__SERVICE__API_KEY"),
+        help="require this key (`api-key` header or bearer token)",
+    )
+    parser.add_argument(
+        "--read-only-api-key",
+        default=os.environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY"),
+        help="also accept this key, for reads only",
+    )
     parser.add_argument("--storage", type=Path, default=None, help="keep collections here (default: a temp folder)")
     args = parser.parse_args(argv)
-    app = build_app(Storage(args.storage), args.api_key)
+    app = build_app(Storage(args.storage), args.api_key, args.read_only_api_key)
     # uvicorn re-raises SIGTERM once it has shut down (the lifespan closed every shard): exit 0 then.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")

@@ -300,3 +300,35 @@ def test_collections_persist_across_a_restart_with_storage(tmp_path: Path) -> No
         assert found == [{"id": 1, "payload": {"document": "kept"}}]
     finally:
         second.stop()
+
+
+def test_keys_from_the_environment_and_the_read_only_key_reads_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Qdrant: the keys from QDRANT__SERVICE__*; the read-only key reads (and scrapes /metrics),
+    every write with it is refused with 403."""
+    read_only = "standin-read-only-key-0123456789"
+    monkeypatch.setenv("QDRANT__SERVICE__API_KEY", API_KEY)
+    monkeypatch.setenv("QDRANT__SERVICE__READ_ONLY_API_KEY", read_only)
+    process = spawn_standin(tmp_path)
+    try:
+        full, reads = {"api-key": API_KEY}, {"Authorization": f"Bearer {read_only}"}
+        vectors = {"size": 4, "distance": "Cosine"}
+        with httpx.Client(base_url=process.url, timeout=10) as http:
+            assert http.put("/collections/notes", json={"vectors": vectors}, headers=reads).status_code == 403
+            assert http.put("/collections/notes", json={"vectors": vectors}, headers=full).status_code == 200
+            point = {"id": 1, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {"document": "one"}}
+            upsert = http.put("/collections/notes/points", json={"points": [point]}, headers=reads)
+            assert upsert.status_code == 403
+            assert http.put("/collections/notes/points", json={"points": [point]}, headers=full).status_code == 200
+            assert http.post("/collections/notes/points/count", json={}, headers=reads).json()["result"]["count"] == 1
+            query = {"query": [1.0, 0.0, 0.0, 0.0], "limit": 1, "with_payload": True}
+            assert http.post("/collections/notes/points/query", json=query, headers=reads).status_code == 200
+            assert http.post("/collections/notes/points/delete", json={"points": [1]}, headers=reads).status_code == 403
+            assert http.delete("/collections/notes", headers=reads).status_code == 403
+            assert http.get("/metrics").status_code == 401
+            metrics = http.get("/metrics", headers=reads)
+            assert metrics.status_code == 200, metrics.text
+            assert "collections_total 1\n" in metrics.text and "collections_vector_total 1\n" in metrics.text
+    finally:
+        assert process.stop() == 0, process.log()

@@ -8,23 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp.client import Client
-from otlp import Receiver
+from otlp import Receiver, attributes
 
 from support import ServerProcess, spawn_server
 
 pytestmark = pytest.mark.anyio
-
-
-def attributes(items: Any) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        value = item.value
-        out[item.key] = getattr(value, value.WhichOneof("value"))
-    return out
 
 
 async def test_spans_metrics_and_logs_arrive_over_otlp_http(receiver: Receiver, tmp_path: Path) -> None:

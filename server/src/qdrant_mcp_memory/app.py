@@ -1,17 +1,16 @@
 """The composition root: settings -> embeddings -> store -> tools -> MCP server -> HTTP app.
 
 `Application` builds every layer once, hands each to telemetry to be observed, and owns
-readiness: tool calls wait until the model is loaded and the engine is open.
+readiness: tool calls wait until the engine is open and the model is loaded (a local one: an
+embedding service that is down does not hold the start; calls that need it fail with its reason).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -24,16 +23,18 @@ from . import __version__
 from .arguments import ArgumentGuard
 from .backends import Backend
 from .backends.remote import RemoteBackend, RemoteConfig
-from .embeddings import FastEmbedModel
+from .embeddings import MAX_TOKENS, EmbeddingModel
+from .embeddings.fastembed import FastEmbedModel
 from .errors import ServiceError
 from .health import HEALTH_PATHS, register_health
+from .oauth import OAuth, OAuthGate, ScopeEnforcer, ScopeGuard
 from .resources import register_resources
-from .scheduler import EmbeddingScheduler
+from .scheduler import EmbeddingScheduler, RunBounds
 from .settings import Settings, default_local_path
 from .sparse import Bm25Encoder
 from .store import QdrantStore, StoreConfig
 from .telemetry import Probes, Telemetry
-from .tools import register_tools
+from .tools import TOOL_ACCESS, register_tools
 from .transport.auth import BearerTokenAuth
 from .transport.guard import RequestGuard
 from .transport.sessions import SessionLimiter
@@ -62,13 +63,18 @@ class Storage:
 
 
 def select_storage(settings: Settings) -> Storage:
-    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary directory).
+    """A Qdrant server for QDRANT_URL; otherwise the embedded engine (`:memory:` in a temporary folder,
+    made once the engine opens).
 
     A QDRANT_LOCAL_PATH in qdrant-client's local-mode layout (written by the official server
     or by this server's earlier releases) keeps being served as it is, with a warning that
-    names the migration command: it is never ignored or overwritten.
+    names the migration command: it is never ignored or overwritten. One an in-place
+    migration left unfinished is not served at all (ServiceError naming the command that
+    finishes it).
     """
-    from .backends.edge import EdgeBackend, EmbeddedConfig, folder_kind
+    from .backends.edge import EdgeBackend, EmbeddedConfig
+    from .backends.root import folder_kind
+    from .migrate import interrupted_migration
 
     remote = RemoteConfig(
         url=settings.qdrant_url if settings.qdrant_url != ":memory:" else None,
@@ -80,16 +86,59 @@ def select_storage(settings: Settings) -> Storage:
     if remote.url:
         return Storage(RemoteBackend(remote), remote.url)
     if settings.qdrant_url == ":memory:":
-        folder = Path(tempfile.mkdtemp(prefix="qdrant-mcp-memory-"))
-        return Storage(EdgeBackend(EmbeddedConfig(folder, temporary=True)), None)
+        return Storage(EdgeBackend(EmbeddedConfig.in_memory()), None)
     path = settings.qdrant_local_path or default_local_path()
+    unfinished = interrupted_migration(path)
+    if unfinished is not None:
+        raise ServiceError(unfinished)
     if folder_kind(path) == "local-mode":
         return Storage(RemoteBackend(RemoteConfig(path=str(path))), None, legacy_local_mode=True)
-    return Storage(EdgeBackend(EmbeddedConfig(path)), None)
+    config = EmbeddedConfig(
+        path, fsync=settings.embedded_fsync, fsync_interval_s=settings.embedded_fsync_interval_ms / 1000
+    )
+    return Storage(EdgeBackend(config), None)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """The provider the settings select, and how the scheduler runs it."""
+
+    model: EmbeddingModel
+    url: str | None  # the service's URL, for telemetry's server.address
+    document_workers: int | None  # None: one per available core
+    bounds: RunBounds = field(default_factory=RunBounds)
+
+
+def select_embeddings(settings: Settings) -> Embeddings:
+    """fastembed in this process (the default), or a service speaking the OpenAI embeddings API."""
+    if settings.embedding_provider == "fastembed":
+        return Embeddings(
+            FastEmbedModel(settings.embedding_model, settings.embedding_cache_path), None, settings.embedding_threads
+        )
+    from .embeddings.openai import OpenAIEmbeddings, ServiceConfig
+
+    assert settings.embedding_url is not None  # noqa: S101  # Settings requires it for this provider
+    config = ServiceConfig(
+        url=settings.embedding_url,
+        model=settings.embedding_model,
+        api_key=settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None,
+        dimensions=settings.embedding_dimensions,
+        timeout=settings.embedding_timeout,
+        retries=settings.embedding_retries,
+    )
+    # One request per run of up to EMBEDDING_BATCH_SIZE texts: the service bounds its own memory,
+    # so only the number of texts cuts runs. One request in flight is the query lane's.
+    batch = settings.embedding_batch_size
+    return Embeddings(
+        OpenAIEmbeddings(config),
+        settings.embedding_url,
+        settings.embedding_max_requests - 1,
+        RunBounds(texts=batch, tokens=batch * MAX_TOKENS),
+    )
 
 
 class StartGate(ServerMiddleware[Any]):
-    """Tool calls and resource reads wait for the model and the engine (health and tools/list do not)."""
+    """Tool calls and resource reads wait for the engine and the model's first load (health and tools/list do not)."""
 
     def __init__(self, application: Application) -> None:
         self.application = application
@@ -104,9 +153,11 @@ class Application:
     def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
         self.settings = settings
         self.telemetry = telemetry
+        embeddings = select_embeddings(settings)
         self.scheduler = EmbeddingScheduler(
-            telemetry.observe_model(FastEmbedModel(settings.embedding_model, settings.embedding_cache_path)),
-            settings.embedding_threads,
+            telemetry.observe_model(embeddings.model, embeddings.url),
+            embeddings.document_workers,
+            bounds=embeddings.bounds,
         )
         storage = select_storage(settings)
         self.legacy_local_mode = storage.legacy_local_mode
@@ -141,10 +192,20 @@ class Application:
                 queue_capacity=lambda: self.scheduler.capacity,
                 open_sessions=lambda: self.sessions.open_sessions if self.sessions else 0,
                 session_limit=settings.max_sessions if settings.transport == "streamable-http" else None,
+                storage_conditions=lambda: [condition.kind for condition in self.backend.conditions()],
+                disk_space=self.backend.disk_space,
             )
         )
         self.mcp.middleware.append(StartGate(self))
         self.mcp.middleware.append(ArgumentGuard(self.mcp))
+        self.oauth: OAuth | None = None
+        if settings.effective_auth_mode == "oauth":
+            self.oauth = OAuth.from_settings(settings, tools, TOOL_ACCESS)
+            self.mcp.middleware.append(ScopeEnforcer(self.oauth.policy))
+            resource = self.oauth.resource
+            log.info(
+                "OAuth mode", extra={"issuer": resource.issuer, "resource": resource.url, "scopes": resource.scopes}
+            )
         self._ready = anyio.Event()
         self._failure: BaseException | None = None
         self.stopping = False
@@ -181,14 +242,17 @@ class Application:
                 finally:
                     self.stopping = True
                     tasks.cancel_scope.cancel()
+                    if self.oauth is not None:
+                        await self.oauth.issuer.aclose()
         except BaseException as exc:
             self._failure = exc
             raise
 
     def http_app(self) -> RequestTracker:
         """The ASGI app for the sse or streamable-http transport, outermost first:
-        request tracking (graceful stop) -> bearer token -> body deadline and JSON-RPC envelope ->
-        session limit -> the SDK (Host/Origin checks, MCP endpoint, health routes)."""
+        request tracking (graceful stop) -> bearer token, or OAuth (metadata, token, 401) -> body
+        deadline and JSON-RPC envelope -> [OAuth: scopes, 403] -> session limit -> the SDK
+        (Host/Origin checks, MCP endpoint, health routes)."""
         settings = self.settings
         # Explicit settings keep DNS-rebinding protection on whatever address the server binds.
         security = TransportSecuritySettings(
@@ -211,9 +275,14 @@ class Application:
                 session_idle_timeout=None,  # SessionLimiter expires idle sessions (and evicts at the cap)
             )
             self.sessions = SessionLimiter(app, settings.path, settings.max_sessions, settings.session_idle_timeout)
-            app = RequestGuard(self.sessions, settings.path)
+            app = self.sessions
+            if self.oauth is not None:
+                app = ScopeGuard(app, settings.path, self.oauth.policy, self.oauth.resource)
+            app = RequestGuard(app, settings.path)
             paths = frozenset({settings.path})
-        if settings.auth_token is not None:
+        if self.oauth is not None:
+            app = OAuthGate(app, self.oauth.verifier, self.oauth.resource, open_paths=HEALTH_PATHS)
+        elif settings.auth_token is not None:
             app = BearerTokenAuth(app, settings.auth_token.get_secret_value(), open_paths=HEALTH_PATHS)
-        self.requests = RequestTracker(app, paths)
+        self.requests = RequestTracker(app, paths, settings.max_streams_per_client)
         return self.requests

@@ -19,6 +19,23 @@ class QdrantRejected(ServiceError):
     """Qdrant refused the request; retrying the same request cannot help."""
 
 
+class DiskFull(ServiceError):
+    """The data folder's disk is (nearly) full: writes are refused, reads go on; retry once space is freed."""
+
+    retryable = True
+
+
+class EmbeddingUnavailable(ServiceError):
+    """The embedding service cannot embed now (unreachable, timed out, refused the key, rate
+    limited, failing); the message names the service and what to check."""
+
+    retryable = True
+
+
+class EmbeddingRejected(ServiceError):
+    """The embedding service refused this input (too long, malformed); the service itself is fine."""
+
+
 class CollectionNotFound(ServiceError):
     pass
 

@@ -1,8 +1,10 @@
 """Liveness and readiness; both open (no token, no Host check), so orchestrators can probe them.
 
-Readiness details (the model, where the data lives, why Qdrant is unreachable) go only to
-requests whose Host is allowed: a stranger probing the port learns "ready" or not, not the
-store's path or the Qdrant URL.
+Readiness details (the model, where the data lives, why Qdrant or the embedding service is
+unreachable) go only to requests whose Host is allowed: a stranger probing the port learns
+"ready" or not, not the store's path or the Qdrant URL. An embedding service that cannot be
+reached leaves the server ready (listing, collection info and deletes still work) with an
+`embeddings-unavailable` condition; an unreachable Qdrant makes it unavailable (503).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mcp.server import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .backends import DiskSpace
 from .errors import ServiceError
 
 if TYPE_CHECKING:
@@ -57,7 +60,11 @@ def register_health(mcp: MCPServer, application: Application) -> None:
             return answer("unavailable", 503, reason=str(exc))
         except TimeoutError:
             return answer("unavailable", 503, reason="Qdrant did not answer in time")
-        conditions = application.backend.conditions()
+        conditions = [asdict(c) for c in application.backend.conditions()]
+        if application.scheduler.problem is not None:
+            # Still ready: what does not need embeddings (list, info, delete) is served.
+            conditions.append({"kind": "embeddings-unavailable", "detail": application.scheduler.problem})
+        space = application.backend.disk_space()
         return answer(
             "ready",
             200,
@@ -65,9 +72,21 @@ def register_health(mcp: MCPServer, application: Application) -> None:
             sessions_open=application.sessions.open_sessions if application.sessions else 0,
             tasks=len(anyio.get_running_tasks()),
             model=application.scheduler.model_name,
+            embeddings=application.scheduler.model.description,
             qdrant=application.backend.description,
             search="hybrid" if application.settings.hybrid_search else "dense",
             **({"storage": "qdrant-client local mode: migrate it"} if application.legacy_local_mode else {}),
+            **({"disk": disk_details(space)} if space is not None else {}),
             # Still ready (the rest is served), but something needs attention.
-            **({"conditions": [asdict(c) for c in conditions]} if conditions else {}),
+            **({"conditions": conditions} if conditions else {}),
         )
+
+
+def disk_details(space: DiskSpace) -> dict[str, Any]:
+    """The embedded engine's disk: writes are refused below min_free_bytes (the condition says why)."""
+    return {
+        "path": str(space.path),
+        "free_bytes": space.free_bytes,
+        "min_free_bytes": space.min_free_bytes,
+        "writes": "accepted" if space.writable else "refused",
+    }

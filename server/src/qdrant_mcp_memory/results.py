@@ -261,8 +261,12 @@ class CollectionInfoResult(ToolResult):
     vectors: list[VectorDescription]
     sparse_vectors: list[str] = Field(default_factory=list, description="Sparse vectors (bm25 for hybrid search).")
     indexed_fields: dict[str, str] = Field(description="Payload field -> index type.")
-    searchable: bool = Field(description="Whether this server's embedding model matches the collection's vectors.")
-    expected_vector: VectorDescription = Field(description="The vector this server writes and searches.")
+    searchable: bool | None = Field(
+        description="Whether this server's embedding model matches the collection's vectors (null: unknown while "
+        "the embedding service cannot be reached)."
+    )
+    expected_vector: VectorDescription | None = Field(description="The vector this server writes and searches.")
+    unknown: str | None = Field(None, description="Why searchable is unknown.")
 
     @classmethod
     def from_details(cls, details: CollectionDetails) -> CollectionInfoResult:
@@ -274,22 +278,28 @@ class CollectionInfoResult(ToolResult):
             sparse_vectors=details.sparse_vectors,
             indexed_fields=details.indexed_fields,
             searchable=details.compatible,
-            expected_vector=VectorDescription(
+            expected_vector=None
+            if details.expected is None
+            else VectorDescription(
                 name=details.expected.name, size=details.expected.size, distance=details.expected.distance
             ),
+            unknown=details.unknown,
         )
 
     def render(self) -> str:
         vectors = ", ".join(f"{v.name or '<unnamed>'} ({v.size}, {v.distance})" for v in self.vectors) or "none"
         indexes = ", ".join(f"{k}: {v}" for k, v in self.indexed_fields.items()) or "none"
-        verdict = (
-            "searchable by this server"
-            if self.searchable
-            else (
+        if self.expected_vector is None:
+            verdict = (
+                f"whether this server can search it is unknown until the embedding service answers ({self.unknown})"
+            )
+        elif self.searchable:
+            verdict = "searchable by this server"
+        else:
+            verdict = (
                 f"NOT searchable by this server (it needs vector {self.expected_vector.name!r} "
                 f"of size {self.expected_vector.size})"
             )
-        )
         return (
             f"Collection {self.name!r}: {self.points_count} points, status {self.status}; "
             f"vectors: {vectors}; indexed payload fields: {indexes}; {verdict}."

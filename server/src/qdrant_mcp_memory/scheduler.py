@@ -8,12 +8,16 @@
   taken round-robin across calls, so a single store is not stuck behind a bulk one.
 - Each lane holds a bounded number of texts; a call that would overflow it is refused at
   once (ServerBusy: "retry in a moment") instead of waiting without bound.
+- A remote model that cannot be reached (at start or later) does not stop the server: calls
+  that need it fail at once with its reason, and it is probed again in the background until
+  it answers (what does not need embeddings keeps working meanwhile).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +29,9 @@ import anyio
 import anyio.to_thread
 
 from .embeddings import EmbeddingModel, Kind, token_estimate
-from .errors import ServerBusy
+from .errors import EmbeddingUnavailable, ServerBusy
+
+log = logging.getLogger(__name__)
 
 # Texts per run: larger runs gained nothing in bench/ and pad more.
 RUN_TEXTS = 32
@@ -35,6 +41,16 @@ RUN_TOKENS = 4096
 MAX_DOCUMENT_WORKERS = 4
 DOCUMENT_CAPACITY = 4_096  # texts waiting: four maximal store-many calls
 QUERY_CAPACITY = 512
+# Pauses between background probes of a model that cannot be reached; the last one repeats.
+PROBE_PAUSES_S = (1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class RunBounds:
+    """How work is cut into runs: at most `texts` texts and `tokens` padded word pieces (texts x longest)."""
+
+    texts: int = RUN_TEXTS
+    tokens: int = RUN_TOKENS
 
 
 def available_cpus() -> int:
@@ -105,9 +121,10 @@ class _Piece:
 class _Lane:
     """Pieces waiting for a worker, ordered by (piece number within its call, arrival): round-robin."""
 
-    def __init__(self, kind: Kind, capacity: int) -> None:
+    def __init__(self, kind: Kind, capacity: int, bounds: RunBounds) -> None:
         self.kind = kind
         self.capacity = capacity
+        self.bounds = bounds
         self.queued = 0  # texts in pieces not yet taken
         self._heap: list[tuple[int, int, _Piece]] = []
         self._arrival = itertools.count()
@@ -122,7 +139,7 @@ class _Lane:
         call = _Call(texts, [[] for _ in texts], len(texts))
         arrival = next(self._arrival)
         async with self._ready:
-            for number, piece in enumerate(_cut(call)):
+            for number, piece in enumerate(_cut(call, self.bounds)):
                 heapq.heappush(self._heap, (number, arrival, piece))
                 self.queued += len(piece.indexes)
             self._ready.notify_all()
@@ -154,7 +171,7 @@ class _Lane:
                 heapq.heappop(self._heap)
                 continue
             size, widest = texts + len(piece.indexes), max(longest, piece.longest)
-            if batch and (size > RUN_TEXTS or size * widest > RUN_TOKENS):
+            if batch and (size > self.bounds.texts or size * widest > self.bounds.tokens):
                 break
             heapq.heappop(self._heap)
             piece.taken = True
@@ -172,7 +189,7 @@ class _Lane:
         self.queued = 0
 
 
-def _cut(call: _Call) -> list[_Piece]:
+def _cut(call: _Call, bounds: RunBounds) -> list[_Piece]:
     """A call's texts, shortest first, in pieces that each fit one run."""
     costs = [token_estimate(text) for text in call.texts]
     pieces: list[_Piece] = []
@@ -180,7 +197,7 @@ def _cut(call: _Call) -> list[_Piece]:
     longest = 0
     for index in sorted(range(len(costs)), key=costs.__getitem__):
         widest = max(longest, costs[index])
-        if current and (len(current) + 1 > RUN_TEXTS or (len(current) + 1) * widest > RUN_TOKENS):
+        if current and (len(current) + 1 > bounds.texts or (len(current) + 1) * widest > bounds.tokens):
             pieces.append(_Piece(call, current, longest))
             current, widest = [], costs[index]
         current.append(index)
@@ -191,7 +208,11 @@ def _cut(call: _Call) -> list[_Piece]:
 
 
 class EmbeddingScheduler:
-    """Runs a model's embeddings on a fixed set of worker threads; implements `Embedder`."""
+    """Runs a model's embeddings on a fixed set of workers; implements `Embedder`.
+
+    `document_workers` bounds the document runs in flight (one query run more may be in flight
+    on its own lane): for the local model, runs on as many cores; for a remote one, requests.
+    """
 
     def __init__(
         self,
@@ -199,15 +220,18 @@ class EmbeddingScheduler:
         document_workers: int | None = None,
         document_capacity: int = DOCUMENT_CAPACITY,
         query_capacity: int = QUERY_CAPACITY,
+        bounds: RunBounds = RunBounds(),
     ) -> None:
         self.model = model
         self._dimension: int | None = None
         self.document_workers = document_workers or min(available_cpus(), MAX_DOCUMENT_WORKERS)
         self._lanes: dict[Kind, _Lane] = {
-            "query": _Lane("query", query_capacity),
-            "document": _Lane("document", document_capacity),
+            "query": _Lane("query", query_capacity, bounds),
+            "document": _Lane("document", document_capacity, bounds),
         }
         self._running = False
+        self._problem: str | None = None
+        self._troubled = anyio.Event()  # set while there is a problem: wakes the prober
 
     @property
     def model_name(self) -> str:
@@ -216,12 +240,19 @@ class EmbeddingScheduler:
     @property
     def dimension(self) -> int:
         if self._dimension is None:
+            if self._problem is not None:
+                raise EmbeddingUnavailable(self._problem)
             raise ServerBusy(f"embedding model {self.model.name!r} is still loading; retry in a few seconds")
         return self._dimension
 
     @property
     def loaded(self) -> bool:
         return self._dimension is not None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the model cannot embed now (the last failure of the service); None when it can."""
+        return self._problem
 
     @property
     def queued_texts(self) -> int:
@@ -233,20 +264,26 @@ class EmbeddingScheduler:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Load the model (in a thread: seconds), then run the workers; at exit, calls still waiting fail."""
-        self._dimension = await anyio.to_thread.run_sync(self.model.load)
-        async with anyio.create_task_group() as workers:
-            workers.start_soon(self._work, self._lanes["query"])
-            for _ in range(self.document_workers):
-                workers.start_soon(self._work, self._lanes["document"])
-            self._running = True
+        """Load the model, then run the workers; at exit, calls still waiting fail. A model that
+        cannot be reached now does not hold the start: it is probed again in the background."""
+        async with self.model.running():
             try:
-                yield
-            finally:
-                self._running = False
-                for lane in self._lanes.values():
-                    lane.fail_waiting(ServerBusy("the server is shutting down; retry on another instance"))
-                workers.cancel_scope.cancel()
+                self._dimension = await self.model.load()
+            except EmbeddingUnavailable as exc:
+                self._record(exc)
+            async with anyio.create_task_group() as workers:
+                workers.start_soon(self._work, self._lanes["query"])
+                for _ in range(self.document_workers):
+                    workers.start_soon(self._work, self._lanes["document"])
+                workers.start_soon(self._probe_while_troubled)
+                self._running = True
+                try:
+                    yield
+                finally:
+                    self._running = False
+                    for lane in self._lanes.values():
+                        lane.fail_waiting(ServerBusy("the server is shutting down; retry on another instance"))
+                    workers.cancel_scope.cancel()
 
     async def embed_query(self, text: str) -> list[float]:
         return (await self._embed("query", [text]))[0]
@@ -278,12 +315,44 @@ class EmbeddingScheduler:
             if not texts:
                 continue
             try:
-                vectors = await anyio.to_thread.run_sync(self.model.embed, lane.kind, texts)
+                vectors = await self.model.embed(lane.kind, texts)
             except Exception as exc:
+                if isinstance(exc, EmbeddingUnavailable):
+                    self._record(exc)
                 for piece in live:
                     piece.call.fail(exc)
                 continue
+            self._clear()
             start = 0
             for piece in live:
                 piece.call.deliver(piece.indexes, vectors[start : start + len(piece.indexes)])
                 start += len(piece.indexes)
+
+    def _record(self, exc: EmbeddingUnavailable) -> None:
+        if self._problem is None:
+            log.warning("embeddings unavailable", extra={"reason": str(exc)})
+        self._problem = str(exc)
+        self._troubled.set()
+
+    def _clear(self) -> None:
+        if self._problem is not None:
+            log.info("embeddings available again", extra={"model": self.model.name})
+            self._problem = None
+            self._troubled = anyio.Event()
+
+    async def _probe_while_troubled(self) -> None:
+        """While the model cannot be reached, load it again now and then: the first success
+        makes it available (and tells the vector size, if the start could not)."""
+        while True:
+            await self._troubled.wait()
+            for pause in itertools.chain(PROBE_PAUSES_S, itertools.repeat(PROBE_PAUSES_S[-1])):
+                await anyio.sleep(pause)
+                if self._problem is None:  # a call got through meanwhile
+                    break
+                try:
+                    self._dimension = await self.model.load()
+                except EmbeddingUnavailable as exc:
+                    self._record(exc)
+                    continue
+                self._clear()
+                break

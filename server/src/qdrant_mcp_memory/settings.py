@@ -14,6 +14,7 @@ import keyword
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,8 +29,13 @@ DEFAULT_FIND_DESCRIPTION = (
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 Transport = Literal["stdio", "sse", "streamable-http"]
+Provider = Literal["fastembed", "openai"]
 FieldType = Literal["keyword", "integer", "float", "boolean"]
 Condition = Literal["==", "!=", ">", ">=", "<", "<=", "any", "except"]
+
+
+# RFC 6749 §3.3 scope-token: printable ASCII but space, `"` and the backslash.
+SCOPE_SYNTAX = r"^[\x21\x23-\x5b\x5d-\x7e]+$"
 
 
 # Parameters of qdrant-find and qdrant-list (the tools filter fields join): a field cannot take their names.
@@ -128,17 +134,39 @@ class Settings(BaseSettings):
     write_consistency_factor: int | None = Field(
         None, validation_alias=_env("QDRANT_WRITE_CONSISTENCY_FACTOR"), ge=1, le=64
     )
+    # Embedded engine: when a write is acknowledged. always: once its WAL record is fsynced (a power cut
+    # loses nothing acknowledged); interval: at once, the WAL fsynced at most this many ms later.
+    embedded_fsync: Literal["always", "interval"] = Field("always", validation_alias=_env("QDRANT_EMBEDDED_FSYNC"))
+    embedded_fsync_interval_ms: int = Field(
+        1000, validation_alias=_env("QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"), ge=10, le=60_000
+    )
     # Dense + BM25 fused by reciprocal rank fusion; off by default for drop-in compatibility.
     hybrid_search: bool = Field(False, validation_alias=_env("QDRANT_HYBRID_SEARCH"))
 
-    # Embeddings (official names)
-    embedding_provider: Literal["fastembed"] = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
+    # Embeddings (official names). fastembed: a local model in this process; openai: any service
+    # that speaks the OpenAI embeddings API (POST {EMBEDDING_URL}/embeddings).
+    embedding_provider: Provider = Field("fastembed", validation_alias=_env("EMBEDDING_PROVIDER"))
+    # The model's name: fastembed's, or the one sent to the service.
     embedding_model: str = Field(DEFAULT_MODEL, validation_alias=_env("EMBEDDING_MODEL"), min_length=1)
     embedding_cache_path: Path = Field(
         default_factory=default_model_cache, validation_alias=_env("FASTEMBED_CACHE_PATH")
     )
-    # Parallel single-threaded ONNX runs (see embeddings.py); None = one per available core.
+    # Parallel single-threaded ONNX runs (see embeddings/fastembed.py); None = one per available core.
     embedding_threads: int | None = Field(None, validation_alias=_env("EMBEDDING_THREADS"), ge=1, le=64)
+    # The openai provider only.
+    embedding_url: str | None = Field(None, validation_alias=_env("EMBEDDING_URL"))
+    embedding_api_key: SecretStr | None = Field(None, validation_alias=_env("EMBEDDING_API_KEY"))
+    embedding_api_key_file: Path | None = Field(None, validation_alias=_env("EMBEDDING_API_KEY_FILE"))
+    # Sent as `dimensions` (models that can shorten their vectors honour it); unset = the size the
+    # service returns, found once at start.
+    embedding_dimensions: int | None = Field(None, validation_alias=_env("EMBEDDING_DIMENSIONS"), ge=1, le=65_536)
+    embedding_batch_size: int = Field(32, validation_alias=_env("EMBEDDING_BATCH_SIZE"), ge=1, le=2048)
+    # Seconds one embedding request may take, its retries included.
+    embedding_timeout: float = Field(30.0, validation_alias=_env("EMBEDDING_TIMEOUT"), gt=0, le=600)
+    # Retries of a request the service answered 429 or 5xx (or dropped), after Retry-After or a backoff.
+    embedding_retries: int = Field(3, validation_alias=_env("EMBEDDING_RETRIES"), ge=0, le=10)
+    # Requests in flight at once: one is kept for queries, the others carry documents.
+    embedding_max_requests: int = Field(4, validation_alias=_env("EMBEDDING_MAX_REQUESTS"), ge=2, le=64)
 
     # Tools (official names)
     tool_store_description: str = Field(DEFAULT_STORE_DESCRIPTION, validation_alias=_env("TOOL_STORE_DESCRIPTION"))
@@ -163,11 +191,34 @@ class Settings(BaseSettings):
     auth_token_file: Path | None = Field(None, validation_alias=_env("MCP_AUTH_TOKEN_FILE"))
     # Serving without a token on an address other hosts can reach must be asked for by name.
     allow_unauthenticated: bool = Field(False, validation_alias=_env("MCP_ALLOW_UNAUTHENTICATED"))
-    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap.
+    # 2025-11-25 sessions held in memory: the least recently used idle one makes room at the cap (idle: no call
+    # in flight; an event stream held open does not count).
     max_sessions: int = Field(256, validation_alias=_env("MCP_MAX_SESSIONS"), ge=1, le=100_000)
     session_idle_timeout: float = Field(600, validation_alias=_env("MCP_SESSION_IDLE_TIMEOUT"), gt=0, le=86_400)
     # Open HTTP connections (and requests) at once; more get 503 at once.
     max_connections: int = Field(200, validation_alias=_env("MCP_MAX_CONNECTIONS"), ge=4, le=100_000)
+    # Event streams one client address holds open at once (each keeps a connection); more get 429.
+    max_streams_per_client: int = Field(16, validation_alias=_env("MCP_MAX_STREAMS_PER_CLIENT"), ge=1, le=100_000)
+
+    # Authorization of the HTTP transports: `token` (MCP_AUTH_TOKEN, one shared secret) or `oauth`
+    # (an OAuth 2.1 resource server as the MCP specification defines it; see docs/deployment.md).
+    auth_mode: Literal["token", "oauth"] | None = Field(None, validation_alias=_env("MCP_AUTH_MODE"))
+    # The canonical URL clients reach the MCP endpoint at (RFC 8707/9728 `resource`), e.g.
+    # https://memory.example.com/mcp: the tokens' expected audience unless MCP_OAUTH_AUDIENCE says otherwise.
+    public_url: str | None = Field(None, validation_alias=_env("MCP_PUBLIC_URL"))
+    oauth_issuer: str | None = Field(None, validation_alias=_env("MCP_OAUTH_ISSUER"))
+    oauth_audience: Annotated[list[str] | None, NoDecode] = Field(None, validation_alias=_env("MCP_OAUTH_AUDIENCE"))
+    # Where the issuer's signing keys are, when not (or not reachably) in its discovery metadata.
+    oauth_jwks_url: str | None = Field(None, validation_alias=_env("MCP_OAUTH_JWKS_URL"))
+    oauth_read_scope: str = Field("memory:read", validation_alias=_env("MCP_OAUTH_READ_SCOPE"), pattern=SCOPE_SYNTAX)
+    oauth_write_scope: str = Field("memory:write", validation_alias=_env("MCP_OAUTH_WRITE_SCOPE"), pattern=SCOPE_SYNTAX)
+    # This server's own client at the issuer: it authenticates RFC 7662 introspection of opaque tokens.
+    oauth_client_id: str | None = Field(None, validation_alias=_env("MCP_OAUTH_CLIENT_ID"), min_length=1)
+    oauth_client_secret: SecretStr | None = Field(None, validation_alias=_env("MCP_OAUTH_CLIENT_SECRET"))
+    oauth_client_secret_file: Path | None = Field(None, validation_alias=_env("MCP_OAUTH_CLIENT_SECRET_FILE"))
+    # Set, each call's span carries its caller as user.hash, an HMAC of issuer and subject with this key.
+    caller_hash_key: SecretStr | None = Field(None, validation_alias=_env("MCP_CALLER_HASH_KEY"))
+    caller_hash_key_file: Path | None = Field(None, validation_alias=_env("MCP_CALLER_HASH_KEY_FILE"))
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -180,12 +231,12 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @field_validator("allowed_hosts", "allowed_origins", "oauth_audience", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("qdrant_url", mode="before")
+    @field_validator("qdrant_url", "embedding_url", mode="before")
     @classmethod
     def _strip_slash(cls, value: object) -> object:
         return value.strip().rstrip("/") if isinstance(value, str) else value
@@ -194,6 +245,10 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         self.qdrant_api_key = _secret_from_file(self.qdrant_api_key, self.qdrant_api_key_file, "QDRANT_API_KEY")
         self.auth_token = _secret_from_file(self.auth_token, self.auth_token_file, "MCP_AUTH_TOKEN")
+        self.embedding_api_key = _secret_from_file(
+            self.embedding_api_key, self.embedding_api_key_file, "EMBEDDING_API_KEY"
+        )
+        self._check_provider()
         if self.qdrant_url and self.qdrant_local_path:
             raise ValueError("QDRANT_URL and QDRANT_LOCAL_PATH are exclusive: set one (remote) or the other (embedded)")
         if self.qdrant_api_key and not self.qdrant_url:
@@ -204,7 +259,7 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError("FILTERABLE_FIELDS: field names must be unique")
         exposed = self.transport != "stdio" and not is_loopback(self.host)
-        if exposed and self.auth_token is None and not self.allow_unauthenticated:
+        if exposed and self.effective_auth_mode is None and not self.allow_unauthenticated:
             raise ValueError(
                 f"MCP_HOST={self.host} is reachable from other hosts and no MCP_AUTH_TOKEN(_FILE) is set: set a "
                 "token, or MCP_ALLOW_UNAUTHENTICATED=true to let anyone who reaches the port read, write and "
@@ -212,9 +267,89 @@ class Settings(BaseSettings):
             )
         return self
 
+    def _check_provider(self) -> None:
+        if self.embedding_provider == "fastembed":
+            given = [
+                name
+                for name, value in (
+                    ("EMBEDDING_URL", self.embedding_url),
+                    ("EMBEDDING_API_KEY", self.embedding_api_key),
+                    ("EMBEDDING_DIMENSIONS", self.embedding_dimensions),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} configure(s) the openai provider, but EMBEDDING_PROVIDER is fastembed: set "
+                    "EMBEDDING_PROVIDER=openai to use an embedding service, or unset them"
+                )
+            return
+        if not self.embedding_url:
+            raise ValueError(
+                "EMBEDDING_PROVIDER=openai needs EMBEDDING_URL, the API's base URL (POST {EMBEDDING_URL}/embeddings), "
+                "e.g. https://api.openai.com/v1 or http://localhost:11434/v1 for Ollama"
+            )
+        scheme, _, rest = self.embedding_url.partition("://")
+        if scheme not in ("http", "https") or not rest:
+            raise ValueError(f"EMBEDDING_URL must be an http:// or https:// URL, not {self.embedding_url!r}")
+        if "embedding_model" not in self.model_fields_set:
+            raise ValueError(
+                "EMBEDDING_PROVIDER=openai needs EMBEDDING_MODEL, the model name the service knows "
+                "(e.g. text-embedding-3-small, nomic-embed-text)"
+            )
+
+    @model_validator(mode="after")
+    def _authorization(self) -> Settings:
+        self.oauth_client_secret = _secret_from_file(
+            self.oauth_client_secret, self.oauth_client_secret_file, "MCP_OAUTH_CLIENT_SECRET"
+        )
+        self.caller_hash_key = _secret_from_file(self.caller_hash_key, self.caller_hash_key_file, "MCP_CALLER_HASH_KEY")
+        if self.caller_hash_key is not None and len(self.caller_hash_key.get_secret_value()) < 16:
+            raise ValueError("MCP_CALLER_HASH_KEY must be at least 16 characters")
+        if self.auth_mode == "token" and self.auth_token is None:
+            raise ValueError("MCP_AUTH_MODE=token needs MCP_AUTH_TOKEN(_FILE)")
+        oauth = {
+            "MCP_PUBLIC_URL": self.public_url,
+            "MCP_OAUTH_ISSUER": self.oauth_issuer,
+            "MCP_OAUTH_AUDIENCE": self.oauth_audience,
+            "MCP_OAUTH_JWKS_URL": self.oauth_jwks_url,
+            "MCP_OAUTH_CLIENT_ID": self.oauth_client_id,
+            "MCP_OAUTH_CLIENT_SECRET": self.oauth_client_secret,
+        }
+        if self.auth_mode != "oauth":
+            # An issuer set without the mode would leave the server open (or on the token) unnoticed.
+            stray = [name for name, value in oauth.items() if value is not None]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} apply to MCP_AUTH_MODE=oauth only")
+            return self
+        if self.auth_token is not None:
+            raise ValueError("MCP_AUTH_MODE=oauth and MCP_AUTH_TOKEN are exclusive: unset the token")
+        if self.transport != "streamable-http":
+            raise ValueError("MCP_AUTH_MODE=oauth needs MCP_TRANSPORT=streamable-http")
+        if self.oauth_issuer is None or self.public_url is None:
+            raise ValueError("MCP_AUTH_MODE=oauth needs MCP_OAUTH_ISSUER and MCP_PUBLIC_URL")
+        _check_url("MCP_OAUTH_ISSUER", self.oauth_issuer, https_unless_loopback=True, query=False)
+        _check_url("MCP_PUBLIC_URL", self.public_url, https_unless_loopback=True, query=False)
+        if self.oauth_jwks_url is not None:
+            _check_url("MCP_OAUTH_JWKS_URL", self.oauth_jwks_url, https_unless_loopback=False, query=True)
+        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
+            raise ValueError("MCP_OAUTH_CLIENT_ID and MCP_OAUTH_CLIENT_SECRET(_FILE) go together")
+        if self.oauth_read_scope == self.oauth_write_scope:
+            raise ValueError("MCP_OAUTH_READ_SCOPE and MCP_OAUTH_WRITE_SCOPE must differ")
+        return self
+
+    @property
+    def effective_auth_mode(self) -> Literal["token", "oauth"] | None:
+        """How HTTP requests are authorized: `token` whenever a token is configured, None when not at all."""
+        if self.auth_mode == "oauth":
+            return "oauth"
+        return "token" if self.auth_token is not None else None
+
     @property
     def vector_name(self) -> str:
-        """The official server's layout: `fast-<last segment of the model name, lower-cased>`."""
+        """The official server's layout: `fast-<last segment of the model name, lower-cased>`, whichever
+        provider computes the vectors: the name says which model made them, so one model's collection
+        is searched the same through fastembed or a service that runs that model."""
         return f"fast-{self.embedding_model.split('/')[-1].lower()}"
 
     @property
@@ -239,6 +374,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:  # a host name: it may resolve to anything
         return False
+
+
+def _check_url(name: str, url: str, *, https_unless_loopback: bool, query: bool) -> None:
+    """An absolute http(s) URL without a fragment; https unless it names this machine (RFC 8414 §2, 9728 §2)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name}={url!r} must be an absolute http(s) URL")
+    if parts.fragment or (parts.query and not query):
+        raise ValueError(f"{name}={url!r} must not have a {'fragment' if parts.fragment else 'query'}")
+    if https_unless_loopback and parts.scheme != "https" and not is_loopback(parts.hostname):
+        raise ValueError(f"{name}={url!r} must use https (plain http is accepted for localhost only)")
 
 
 def _secret_from_file(value: SecretStr | None, path: Path | None, name: str) -> SecretStr | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from ..filters import Filter
 from ..validation import PointId as PointId  # re-exported: the seam's id type
+from .diskspace import DiskSpace as DiskSpace  # re-exported: the seam's free-space reading
 
 FieldType = Literal["keyword", "integer", "float", "boolean", "datetime"]
 # Reciprocal rank fusion's constant: Qdrant's own default (server and client), so a hybrid
@@ -148,12 +149,25 @@ class OrderedPoint:
     order_value: int | float | None
 
 
+# The kinds of StorageCondition, stable names for /readyz, alerts and the conditions metric:
+# writes refused for lack of disk space, a collection that is not served (it failed to load),
+# one served from its previous generation (the newest failed to load), an index build that
+# failed or did not fit on the disk (each backing off before the next attempt).
+CONDITION_KINDS = (
+    "disk-full",
+    "collection-unloadable",
+    "collection-fell-back",
+    "index-build-failed",
+    "index-build-skipped",
+)
+
+
 @dataclass(frozen=True)
 class StorageCondition:
     """A problem the engine works around while it keeps serving (a collection that failed to
     load, a failed index build, low disk space), for /readyz and the logs."""
 
-    kind: str  # a stable name, e.g. "collection-unloadable"
+    kind: str  # a stable name (CONDITION_KINDS)
     detail: str  # one line: what is wrong and what to do
     collection: str | None = None
 
@@ -189,6 +203,11 @@ class Backend(Protocol):
         """Problems the engine is working around now; empty when all is well."""
         ...
 
+    def disk_space(self) -> DiskSpace | None:
+        """Free space on the disk holding the data, against the floor below which writes are refused;
+        None when the data is not on this machine (a Qdrant server) or the engine is not open."""
+        ...
+
     async def list_collections(self) -> list[str]: ...
 
     async def describe(self, collection: str) -> CollectionSchema | None:
@@ -203,7 +222,12 @@ class Backend(Protocol):
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None: ...
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
-        """Write points; returns once the engine has them durably (Qdrant's wait=True)."""
+        """Write points; returns once the write is acknowledged, as every write here does. A Qdrant
+        server: applied and in its WAL (Qdrant's wait=True; how it syncs its WAL is its own setting).
+        Embedded (QDRANT_EMBEDDED_FSYNC): `always`, the write's WAL record has been fsynced, so a
+        power cut cannot lose it; `interval`, it is fsynced within the interval after the return.
+        Either way a crash of the process loses nothing returned (the WAL is replayed at start).
+        Raises errors.DiskFull, and writes nothing, when the embedded engine's disk is too full."""
         ...
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]: ...

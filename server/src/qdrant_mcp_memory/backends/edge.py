@@ -1,15 +1,9 @@
 """Qdrant Edge: Qdrant's own engine in-process (segments, WAL, HNSW, payload indexes, BM25).
 
-Layout under the root folder (QDRANT_LOCAL_PATH):
-
-    qdrant-mcp-memory.json          marks the folder as this engine's ({"format": ..., "version": 1})
-    .lock                           held while a server has the folder open (one process at a time)
-    collections/<slug>-<hash>/      one folder a collection: the name's SHA-256 keeps names apart
-        collection.json             {"name": <the collection's exact name>, "generation": N}
-        gen-N/                      the collection's shard (one shard a collection)
-
-A collection's folder name derives from a hash of its exact name, so `..`, separators, NUL
-or names that differ only in case can never reach or collide on the filesystem.
+The root folder (QDRANT_LOCAL_PATH) and how it is opened are `root.py`; a collection's
+folder and how its generations change safely, `generations.py`; index builds, `builds.py`.
+This module is the engine adapter: it turns the seam's calls into engine calls and decides
+when a collection is flushed and when its index is built.
 
 The engine holds the GIL while it works, so every call runs in one worker thread (off the
 event loop) and stays short. Building the HNSW index (`optimize`) takes seconds to minutes
@@ -24,13 +18,10 @@ decides when a build runs.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
-import os
-import re
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,14 +46,25 @@ from . import (
     PointId,
     ScoredPoint,
     Search,
-    SparseVector,
     StorageCondition,
-    dense_of,
+    diskspace,
     generations,
     point_id_of,
+    root,
 )
-from .edge_requests import first_line, ordered_scroll_request, render_filter, scroll_request, search_request
+from .builds import IndexBuilds
+from .diskspace import DiskSpace
+from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
+from .edge_requests import (
+    first_line,
+    from_record,
+    ordered_scroll_request,
+    render_filter,
+    scroll_request,
+    search_request,
+)
 from .generations import LiveCollection
+from .root import collection_folder
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -70,9 +72,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FORMAT = "qdrant-mcp-memory/edge"
-FORMAT_VERSION = 1
-MARKER = "qdrant-mcp-memory.json"
 # Unindexed points that start an index build once writes pause. The engine indexes a segment
 # only above ~6 500 384-d vectors (its 10 MB indexing threshold); below, search is exact and fast.
 OPTIMIZE_AT_UNINDEXED = 8_000
@@ -89,48 +88,37 @@ _SCHEMA_NAMES = {
     "Datetime": "datetime",
 }
 
-FolderKind = Literal["missing", "empty", "edge", "local-mode", "other"]
-
-
-def folder_kind(path: Path) -> FolderKind:
-    """What a QDRANT_LOCAL_PATH holds: nothing yet, this engine's layout, qdrant-client local mode, or else."""
-    if not path.exists():
-        return "missing"
-    if not path.is_dir():
-        return "other"
-    names = {child.name for child in path.iterdir()}
-    if not names:
-        return "empty"
-    if MARKER in names:
-        return "edge"
-    if "meta.json" in names or "collection" in names:
-        return "local-mode"
-    return "other"
-
-
-def collection_folder(name: str) -> str:
-    """A folder name for a collection: readable, bounded, and unique to the exact name."""
-    slug = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_")[:40] or "collection"
-    return f"{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:16]}"
-
 
 @dataclass(frozen=True)
 class EmbeddedConfig:
     path: Path
-    # `:memory:`: the folder is removed when the server stops.
+    # `:memory:`: a folder of its own under `path` (default: the system's temporary folder), made
+    # when the engine opens and removed when it closes (nothing is synced: no write outlives it).
     temporary: bool = False
+    # When a write is acknowledged: once its WAL record is synced, or at once with a sync every interval.
+    fsync: FsyncMode = "always"
+    fsync_interval_s: float = DEFAULT_INTERVAL_S
+    # Seconds before a failed index build is tried again (doubling with each failure in a row).
+    build_retry_s: float = 60.0
+
+    @classmethod
+    def in_memory(cls) -> EmbeddedConfig:
+        return cls(Path(tempfile.gettempdir()), temporary=True)
 
 
 class EdgeBackend:
     def __init__(self, config: EmbeddedConfig) -> None:
         self.config = config
         self.root = config.path
+        self._opened: root.OpenRoot | None = None
         self._collections: dict[str, LiveCollection] = {}
-        self._lock_file: int | None = None
         self._tasks: TaskGroup | None = None
         # One engine thread: the engine holds the GIL, so more threads would only queue on it.
         self._engine = anyio.CapacityLimiter(1)
         self._creating = anyio.Lock()
+        self._builds = IndexBuilds(self._run, config.build_retry_s)
+        self._space = self._watermark()  # a temporary root gets its own once it exists
+        self._log_syncs: dict[LiveCollection, WalSync] = {}
 
     @property
     def description(self) -> str:
@@ -160,58 +148,33 @@ class EdgeBackend:
                     tasks.cancel_scope.cancel()  # an index build in progress is abandoned (its copy removed)
         finally:
             self._tasks = None
+            self._log_syncs.clear()  # each synced what waited for it before its task group ended
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._close_all)
 
     def _open_root(self) -> None:
-        kind = folder_kind(self.root)
-        if kind == "local-mode":
-            raise ServiceError(
-                f"{self.root} holds qdrant-client local-mode data; run `qdrant-mcp-memory migrate` to move it"
-            )
-        if kind == "other":
-            raise ServiceError(
-                f"{self.root} is not empty and not an embedded Qdrant folder: point QDRANT_LOCAL_PATH at an empty "
-                "or new folder"
-            )
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock()
-        marker = self.root / MARKER
-        if kind in ("missing", "empty"):
-            generations.write_json(marker, {"format": FORMAT, "version": FORMAT_VERSION})
-        else:
-            found = json.loads(marker.read_text())
-            if found.get("format") != FORMAT or found.get("version") != FORMAT_VERSION:
-                raise ServiceError(f"{marker} describes {found}, which this release cannot open")
-        (self.root / "collections").mkdir(exist_ok=True)
-        for folder in sorted((self.root / "collections").iterdir()):
-            collection = generations.load(folder)
-            if collection is not None:
-                self._collections[collection.name] = collection
-
-    def _lock(self) -> None:
-        descriptor = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        if self.config.temporary:
+            self.root = root.make_temporary(self.config.path)
+            self._space = self._watermark()
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(descriptor)
-            raise ServiceError(
-                f"{self.root} is in use by another qdrant-mcp-memory process: stop it, or give this one its own "
-                "QDRANT_LOCAL_PATH"
-            ) from None
-        self._lock_file = descriptor
+            self._opened = root.open_root(self.root, before_loading=self._space.make_room_to_load)
+        except BaseException:
+            self._remove_if_temporary()
+            raise
+        self._collections = self._opened.collections
+
+    def _watermark(self) -> diskspace.Watermark:
+        return diskspace.Watermark(
+            self.root, lambda: [c.shard_path for c in self._collections.values()], reserve=not self.config.temporary
+        )
 
     def _close_all(self) -> None:
-        for collection in self._collections.values():
-            try:
-                collection.shard.flush()
-                collection.shard.close()
-            except Exception as exc:  # closing must go on for the others
-                log.warning("closing a collection failed", extra={"collection": collection.name, "error": str(exc)})
-        self._collections.clear()
-        if self._lock_file is not None:
-            os.close(self._lock_file)
-            self._lock_file = None
+        if self._opened is not None:
+            root.close_root(self._opened)
+            self._opened = None
+        self._remove_if_temporary()
+
+    def _remove_if_temporary(self) -> None:
         if self.config.temporary:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -222,7 +185,26 @@ class EdgeBackend:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
 
     def conditions(self) -> list[StorageCondition]:
-        return []
+        space = self.disk_space()
+        unloadable = self._opened.unloadable.values() if self._opened is not None else ()
+        return [
+            *([StorageCondition("disk-full", space.refusal())] if space is not None and not space.writable else []),
+            *(StorageCondition("collection-unloadable", problem.reason, problem.name) for problem in unloadable),
+            *(
+                StorageCondition("collection-fell-back", collection.fell_back, collection.name)
+                for collection in self._collections.values()
+                if collection.fell_back is not None
+            ),
+            *self._builds.conditions(),
+        ]
+
+    def disk_space(self) -> DiskSpace | None:
+        if self._tasks is None:
+            return None
+        try:
+            return self._space.read()
+        except OSError:  # the folder went away under the server: /readyz and the writes say so
+            return None
 
     async def list_collections(self) -> list[str]:
         await self.ping()
@@ -232,6 +214,7 @@ class EdgeBackend:
         await self.ping()
         found = self._collections.get(collection)
         if found is None:
+            self._refuse_unloadable(collection)
             return None
         config = json.loads((found.shard_path / "edge_config.json").read_text())
         info = await self._run(found.shard.info)
@@ -256,7 +239,7 @@ class EdgeBackend:
     async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
         found = self._get(collection)
         records = await self._run(found.shard.retrieve, list(ids), True, with_vectors)
-        return [_from_record(record) for record in records]
+        return [from_record(record) for record in records]
 
     async def count(self, collection: str, filter: f.Filter | None = None) -> int:
         import qdrant_edge as qe
@@ -274,13 +257,13 @@ class EdgeBackend:
     ) -> Page:
         found = self._get(collection)
         records, next_offset = await self._run(found.shard.scroll, scroll_request(offset, limit, filter, with_vectors))
-        points = [_from_record(record) for record in records]
+        points = [from_record(record) for record in records]
         return Page(points, point_id_of(next_offset) if next_offset is not None else None)
 
     async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
         found = self._get(collection)
         records, _ = await self._run(found.shard.scroll, ordered_scroll_request(scroll))
-        return [OrderedPoint(_from_record(record), record.order_value) for record in records]
+        return [OrderedPoint(from_record(record), record.order_value) for record in records]
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -291,6 +274,7 @@ class EdgeBackend:
         async with self._creating:
             if collection in self._collections:
                 return
+            self._refuse_unloadable(collection)
             folder = self.root / "collections" / collection_folder(collection)
             config = qe.EdgeConfig(
                 vectors={spec.dense.name: qe.EdgeVectorParams(size=spec.dense.size, distance=qe.Distance.Cosine)},
@@ -299,6 +283,7 @@ class EdgeBackend:
                 else None,
             )
 
+            await self._run(self._space.check)
             self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
     async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
@@ -342,15 +327,36 @@ class EdgeBackend:
         await self._write(collection, qe.UpdateOperation.overwrite_payload([point_id], payload), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
+        """Apply a write when the disk has room for it, and return once it is acknowledged (durability.py)."""
         found = self._get(collection)
         async with found.write_lock:
-            await self._run(found.shard.update, operation)
+            await self._run(self._apply, found, operation)
+            log_sync = self._log_sync(found)
+            pending = log_sync.written() if log_sync is not None else None
             if found.replay is not None:
                 found.replay.append(operation)
         found.writes += max(count, 1)
         self._maintain(found)
+        if pending is not None:
+            await pending.durable()
 
-    # -- maintenance after writes: flush, and index builds in a child process -------------------
+    def _apply(self, collection: LiveCollection, operation: qe.UpdateOperation) -> None:
+        """In the engine thread, so no other write of this process comes between the check and the write."""
+        self._space.check()
+        collection.shard.update(operation)
+
+    def _log_sync(self, collection: LiveCollection) -> WalSync | None:
+        """The collection's WAL syncer (None for a temporary folder, which no write outlives)."""
+        if self.config.temporary or self._tasks is None:
+            return None
+        found = self._log_syncs.get(collection)
+        if found is None:
+            found = self._log_syncs[collection] = WalSync(
+                lambda: collection.shard_path / "wal", self.config.fsync, self.config.fsync_interval_s, self._tasks
+            )
+        return found
+
+    # -- maintenance after writes: flush the segments, and index builds in a child process ------
 
     def _maintain(self, collection: LiveCollection) -> None:
         if self._tasks is not None and not collection.maintaining:
@@ -379,9 +385,17 @@ class EdgeBackend:
             await self._run(collection.shard.flush)
 
     async def _build_if_due(self, collection: LiveCollection) -> None:
-        info = await self._run(collection.shard.info)
-        if info.points_count - info.indexed_vectors_count >= OPTIMIZE_AT_UNINDEXED:
-            await generations.rebuild_index(collection, self._run)
+        async def due() -> bool:
+            info = await self._run(collection.shard.info)
+            return bool(info.points_count - info.indexed_vectors_count >= OPTIMIZE_AT_UNINDEXED)
+
+        retry_in = await self._builds.build(collection, due)
+        if retry_in is not None and self._tasks is not None:  # a failed build is tried again, writes or not
+            self._tasks.start_soon(self._maintain_after, collection, retry_in)
+
+    async def _maintain_after(self, collection: LiveCollection, delay: float) -> None:
+        await anyio.sleep(delay)
+        self._maintain(collection)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -390,8 +404,16 @@ class EdgeBackend:
             raise QdrantUnavailable("the embedded engine is closed: the server is starting or shutting down")
         found = self._collections.get(collection)
         if found is None:
+            self._refuse_unloadable(collection)
             raise CollectionNotFound(f"collection {collection!r} does not exist")
         return found
+
+    def _refuse_unloadable(self, collection: str) -> None:
+        """A collection on disk that failed to load is neither served nor created anew over its data."""
+        folder = self.root / "collections" / collection_folder(collection)
+        problem = self._opened.unloadable.get(folder) if self._opened is not None else None
+        if problem is not None:
+            raise QdrantUnavailable(f"{problem}; the other collections are served (see /readyz and the log)")
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         """One engine call in the engine thread; its failures become ServiceErrors."""
@@ -405,18 +427,3 @@ class EdgeBackend:
 
 def _enum_name(value: object) -> str:
     return str(value).rsplit(".", 1)[-1]
-
-
-def _from_record(record: qe.Record) -> Point:
-    import qdrant_edge as qe
-
-    dense: dict[str, list[float]] = {}
-    sparse: dict[str, SparseVector] = {}
-    vectors = record.vector
-    named = vectors if isinstance(vectors, dict) else {"": vectors}
-    for name, vector in (named or {}).items():
-        if isinstance(vector, qe.SparseVector):
-            sparse[name] = SparseVector(list(vector.indices), list(vector.values))
-        elif (values := dense_of(vector)) is not None:
-            dense[name] = values
-    return Point(point_id_of(record.id), dense, dict(record.payload or {}), sparse)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import filters as f
 from ..errors import QdrantRejected
-from . import RRF_K, OrderedScroll, PointId, Recency, Search
+from . import RRF_K, OrderedScroll, Point, PointId, Recency, Search, SparseVector, dense_of, point_id_of
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 # Candidates explored per search in the HNSW graph (Qdrant's default is 100): a little more
 # recall for a memory store's small limits, at a cost far below the query's embedding.
 SEARCH_EF = 128
+
+
+def from_record(record: qe.Record) -> Point:
+    import qdrant_edge as qe
+
+    dense: dict[str, list[float]] = {}
+    sparse: dict[str, SparseVector] = {}
+    vectors = record.vector
+    named = vectors if isinstance(vectors, dict) else {"": vectors}
+    for name, vector in (named or {}).items():
+        if isinstance(vector, qe.SparseVector):
+            sparse[name] = SparseVector(list(vector.indices), list(vector.values))
+        elif (values := dense_of(vector)) is not None:
+            dense[name] = values
+    return Point(point_id_of(record.id), dense, dict(record.payload or {}), sparse)
 
 
 def first_line(exc: BaseException) -> str:

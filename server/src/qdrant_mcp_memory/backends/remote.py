@@ -24,6 +24,7 @@ from ..errors import CollectionNotFound, QdrantRejected, QdrantUnavailable, Serv
 from . import (
     CollectionSchema,
     DenseVector,
+    DiskSpace,
     FieldType,
     NewCollection,
     OrderedPoint,
@@ -120,6 +121,9 @@ class RemoteBackend:
 
     def conditions(self) -> list[StorageCondition]:
         return []  # a Qdrant server reports its own problems
+
+    def disk_space(self) -> DiskSpace | None:
+        return None  # a Qdrant server watches its own disk; local mode's sqlite fails writes with an error
 
     async def list_collections(self) -> list[str]:
         response = await self._call("get_collections", None, self.client.get_collections)

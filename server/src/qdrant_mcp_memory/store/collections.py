@@ -17,7 +17,7 @@ import anyio
 
 from ..backends import Backend, DenseVector, NewCollection, PointId
 from ..embeddings import Embedder
-from ..errors import CollectionLayoutError, CollectionNotFound
+from ..errors import CollectionLayoutError, CollectionNotFound, EmbeddingUnavailable
 from ..filters import Condition, Filter, HasId, IsEmpty, all_of
 from .model import CollectionDetails, Memory, MemoryEvents, NoEvents, SparseEncoder, StoreConfig
 from .payload import PayloadLayout
@@ -68,7 +68,12 @@ class StoreBase:
         schema = await self.backend.describe(collection)
         if schema is None:
             raise CollectionNotFound(f"collection {collection!r} does not exist")
-        expected = self._expected_vector()
+        expected: DenseVector | None = None
+        unknown = None
+        try:
+            expected = self._expected_vector()
+        except EmbeddingUnavailable as exc:  # what the engine holds can still be told
+            unknown = str(exc)
         return CollectionDetails(
             name=collection,
             points_count=schema.points_count,
@@ -76,8 +81,11 @@ class StoreBase:
             vectors=list(schema.dense),
             sparse_vectors=list(schema.sparse),
             indexed_fields=schema.indexed_fields,
-            compatible=any(v.name == expected.name and v.size == expected.size for v in schema.dense),
+            compatible=None
+            if expected is None
+            else any(v.name == expected.name and v.size == expected.size for v in schema.dense),
             expected=expected,
+            unknown=unknown,
         )
 
     def _live(self, collection: str, moment: datetime) -> Condition | None:
@@ -108,6 +116,11 @@ class StoreBase:
         if searchable and layout.problem:
             raise CollectionLayoutError(layout.problem)
         return layout
+
+    async def _require_existing(self, collection: str) -> None:
+        """Deletes need the collection, not the model: they work while the embedding service is down."""
+        if collection not in self._layouts and await self.backend.describe(collection) is None:
+            raise CollectionNotFound(f"collection {collection!r} does not exist")
 
     async def _writable(self, collection: str) -> Layout:
         layout = await self._layout(collection, create=True)

@@ -132,5 +132,7 @@ class CollectionDetails:
     vectors: list[DenseVector]
     sparse_vectors: list[str]
     indexed_fields: dict[str, str]
-    compatible: bool
-    expected: DenseVector
+    # None (and `unknown` says why) while the model's vector size is not known: its service is unreachable.
+    compatible: bool | None
+    expected: DenseVector | None
+    unknown: str | None = None

@@ -172,14 +172,14 @@ class Writes(StoreBase):
 
     async def delete_ids(self, collection: str, ids: Sequence[PointId]) -> int:
         """Delete points by id; returns how many of them existed (and had not expired)."""
-        await self._require(collection)
+        await self._require_existing(collection)
         existing = await self._live_memories(collection, ids, times.now())
         await self.backend.delete_ids(collection, ids)
         return len(existing)
 
     async def delete_matching(self, collection: str, filter: Filter) -> int:
         """Delete every point the filter matches; returns how many there were (expired ones aside)."""
-        await self._require(collection)
+        await self._require_existing(collection)
         count = await self.backend.count(collection, all_of(filter, self._live(collection, times.now())))
         await self.backend.delete_matching(collection, filter)
         return count

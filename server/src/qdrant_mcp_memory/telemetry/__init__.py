@@ -33,6 +33,8 @@ __all__ = ["Probes", "Telemetry", "TelemetryConfigError", "setup_telemetry"]
 class Telemetry:
     providers: Providers
     names: BoundedValues = field(default_factory=BoundedValues)
+    # MCP_CALLER_HASH_KEY: set, each call's span carries its OAuth caller as `user.hash`.
+    caller_key: bytes | None = None
 
     @property
     def enabled(self) -> bool:
@@ -46,12 +48,13 @@ class Telemetry:
     def _tracer(self) -> trace.Tracer:
         return trace.get_tracer(SCOPE, __version__)
 
-    def observe_model(self, model: EmbeddingModel) -> EmbeddingModel:
+    def observe_model(self, model: EmbeddingModel, url: str | None = None) -> EmbeddingModel:
+        """`url`: the service that computes the vectors, when not this process."""
         if not self.enabled:
             return model
         from .observed import ObservedModel
 
-        return ObservedModel(model, self._instruments)
+        return ObservedModel(model, self._tracer, self._instruments, _server(url, 80) if url else None)
 
     def observe_embedder(self, embedder: Embedder) -> Embedder:
         if not self.enabled:
@@ -65,10 +68,7 @@ class Telemetry:
             return backend
         from .observed import ObservedBackend
 
-        server = None
-        if url and url != ":memory:":
-            parts = urlsplit(url)
-            server = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 6333))
+        server = _server(url, 6333) if url and url != ":memory:" else None
         return ObservedBackend(backend, self._tracer, self._instruments, self.names, server)
 
     def memory_events(self) -> MemoryEvents | None:
@@ -86,7 +86,7 @@ class Telemetry:
         from .middleware import MessageTelemetry
 
         self.names.tools = frozenset(tools)
-        mcp.middleware.append(MessageTelemetry(self._instruments, self.names))
+        mcp.middleware.append(MessageTelemetry(self._instruments, self.names, self.caller_key))
 
     def observe_state(self, probes: Probes) -> None:
         if self.enabled:
@@ -95,6 +95,12 @@ class Telemetry:
     def shutdown(self) -> None:
         """Flush what is buffered; called once the server has stopped."""
         self.providers.shutdown()
+
+
+def _server(url: str, http_port: int) -> tuple[str, int]:
+    """server.address and server.port of a URL (`http_port` when an http URL names none)."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else http_port)
 
 
 def setup_telemetry(settings: Settings) -> Telemetry:
@@ -110,4 +116,5 @@ def setup_telemetry(settings: Settings) -> Telemetry:
         handler = OtelLogHandler(providers.logger_provider)
         handler.setLevel(settings.log_level)
         logging.getLogger().addHandler(handler)
-    return Telemetry(providers)
+    key = settings.caller_hash_key.get_secret_value().encode() if settings.caller_hash_key else None
+    return Telemetry(providers, caller_key=key)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
+
+from ..backends import CONDITION_KINDS, DiskSpace
 
 OTHER = "_OTHER"
 # Finer than the semconv default buckets (which start at 10 ms): a find takes a few ms.
@@ -79,6 +82,10 @@ class Probes:
     queue_capacity: Callable[[], int]
     open_sessions: Callable[[], int] | None = None
     session_limit: int | None = None
+    # The kinds of the storage conditions present now (one entry per condition).
+    storage_conditions: Callable[[], Sequence[str]] | None = None
+    # The embedded engine's disk (None with a Qdrant server: no series then).
+    disk_space: Callable[[], DiskSpace | None] | None = None
 
 
 class Instruments:
@@ -168,6 +175,46 @@ class Instruments:
                 unit="{session}",
                 description="Sessions held at most (MCP_MAX_SESSIONS)",
             )
+        if probes.storage_conditions is not None:
+            read_conditions = probes.storage_conditions
+
+            def conditions(_: CallbackOptions) -> Iterable[Observation]:
+                present = Counter(read_conditions())
+                for kind in sorted(set(CONDITION_KINDS) | set(present)):  # known kinds read 0 when absent
+                    yield Observation(present[kind], {"qdrant_mcp.storage.condition": kind})
+
+            self.meter.create_observable_gauge(
+                "qdrant_mcp.storage.conditions",
+                callbacks=[conditions],
+                unit="{condition}",
+                description="Storage problems worked around while serving, by kind (failed index builds, "
+                "collections that did not load)",
+            )
+        if probes.disk_space is not None:
+            self._observe_disk(probes.disk_space)
+
+    def _observe_disk(self, read: Callable[[], DiskSpace | None]) -> None:
+        def space_reading(field: Callable[[DiskSpace], int]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+            def callback(_: CallbackOptions) -> Iterable[Observation]:
+                space = read()
+                if space is not None:  # the engine is open
+                    yield Observation(field(space))
+
+            return callback
+
+        self.meter.create_observable_gauge(
+            "qdrant_mcp.disk.free",
+            callbacks=[space_reading(lambda space: space.free_bytes)],
+            unit="By",
+            description="Free space on the disk holding the embedded engine's data (on tmpfs, less what a restart "
+            "allocates)",
+        )
+        self.meter.create_observable_gauge(
+            "qdrant_mcp.disk.min_free",
+            callbacks=[space_reading(lambda space: space.min_free_bytes)],
+            unit="By",
+            description="Free space below which the embedded engine refuses writes",
+        )
 
 
 def _memory_usage(_: CallbackOptions) -> Iterable[Observation]:

@@ -3,10 +3,17 @@
 The SDK's OpenTelemetryMiddleware (outermost) opens a span per message; this middleware
 adds what the conventions recommend and the SDK leaves out (network, client, session),
 records `mcp.server.operation.duration`, and writes one `tool call` log line per call.
+
+Who called (OAuth) goes on the span only as `user.hash`, only with MCP_CALLER_HASH_KEY set: an
+HMAC of issuer and subject, so traces of one caller can be told apart without naming anyone
+(a plain hash of an e-mail address is reversed by hashing guesses). Never on metrics: one
+series per user would be unbounded, and metrics outlive traces.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from typing import Any
@@ -17,15 +24,23 @@ from mcp.types import INVALID_PARAMS, CallToolResult
 from opentelemetry import trace
 from pydantic import ValidationError
 
+from ..oauth.caller import Caller, caller_of
 from .instruments import BoundedValues, Instruments
 
 log = logging.getLogger("qdrant_mcp_memory.calls")
 
 
+def caller_hash(key: bytes, caller: Caller) -> str:
+    """`user.hash`: 128 bits of HMAC-SHA256 over the issuer and the subject (unique per issuer only)."""
+    identity = f"{caller.issuer or ''}\x00{caller.subject or ''}".encode()
+    return hmac.new(key, identity, hashlib.sha256).hexdigest()[:32]
+
+
 class MessageTelemetry(ServerMiddleware[Any]):
-    def __init__(self, instruments: Instruments, names: BoundedValues) -> None:
+    def __init__(self, instruments: Instruments, names: BoundedValues, caller_key: bytes | None = None) -> None:
         self.instruments = instruments
         self.names = names
+        self.caller_key = caller_key
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
@@ -40,6 +55,9 @@ class MessageTelemetry(ServerMiddleware[Any]):
             session_id = request.headers.get("mcp-session-id")
             if session_id:
                 attributes["mcp.session.id"] = session_id
+            caller = caller_of(request.scope) if self.caller_key is not None else None
+            if caller is not None and self.caller_key is not None and caller.subject is not None:
+                attributes["user.hash"] = caller_hash(self.caller_key, caller)
         trace.get_current_span().set_attributes(attributes)
         name = ctx.params.get("name") if ctx.method == "tools/call" and ctx.params else None
         tool = name if isinstance(name, str) else None

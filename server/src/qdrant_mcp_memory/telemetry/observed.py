@@ -20,6 +20,7 @@ from opentelemetry.util.types import AttributeValue
 from ..backends import (
     Backend,
     CollectionSchema,
+    DiskSpace,
     FieldType,
     NewCollection,
     OrderedPoint,
@@ -40,23 +41,62 @@ T = TypeVar("T")
 
 
 class ObservedModel:
-    """Records the size of every ONNX run (how well concurrent calls coalesce)."""
+    """Records the size of every run (how well concurrent calls coalesce). A model behind a
+    service (`server` given) also gets a CLIENT span per request, as the GenAI conventions name it."""
 
-    def __init__(self, model: EmbeddingModel, instruments: Instruments) -> None:
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        tracer: trace.Tracer,
+        instruments: Instruments,
+        server: tuple[str, int] | None = None,
+    ) -> None:
         self.model = model
+        self.tracer = tracer
         self.instruments = instruments
+        self.server = server
         self._attributes = {"gen_ai.request.model": model.name}
 
     @property
     def name(self) -> str:
         return self.model.name
 
-    def load(self) -> int:
-        return self.model.load()
+    @property
+    def description(self) -> str:
+        return self.model.description
 
-    def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
+    def running(self) -> AbstractAsyncContextManager[None]:
+        return self.model.running()
+
+    async def load(self) -> int:
+        return await self.model.load()
+
+    async def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
         self.instruments.embedding_batch_size.record(len(texts), self._attributes)
-        return self.model.embed(kind, texts)
+        if self.server is None:
+            return await self.model.embed(kind, texts)
+        attributes: dict[str, AttributeValue] = {
+            **self._attributes,
+            "gen_ai.operation.name": "embeddings",
+            "server.address": self.server[0],
+            "server.port": self.server[1],
+            "qdrant_mcp.embedding.texts": len(texts),
+        }
+        with self.tracer.start_as_current_span(
+            f"embeddings {self.name}",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                vectors = await self.model.embed(kind, texts)
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(StatusCode.ERROR, str(exc))
+                raise
+            span.set_attribute("gen_ai.embeddings.dimension.count", len(vectors[0]))
+            return vectors
 
 
 class ObservedEmbedder:
@@ -166,6 +206,9 @@ class ObservedBackend:
 
     def conditions(self) -> list[StorageCondition]:
         return self.backend.conditions()
+
+    def disk_space(self) -> DiskSpace | None:
+        return self.backend.disk_space()
 
     async def list_collections(self) -> list[str]:
         with self._operation("get_collections", None) as operation:

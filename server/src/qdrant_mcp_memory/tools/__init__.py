@@ -12,6 +12,8 @@ What a value may be is checked once, at this boundary (params.py, validation.py)
 
 from __future__ import annotations
 
+from typing import Literal
+
 from mcp.server import MCPServer
 
 from ..settings import Settings
@@ -29,6 +31,12 @@ READ_TOOLS = (
     "qdrant-collection-info",
 )
 WRITE_TOOLS = ("qdrant-store", "qdrant-store-many", "qdrant-update", "qdrant-delete")
+# The access each tool needs (in OAuth mode, the read or the write scope): one table built from
+# the two lists above, so a tool added to either is covered; a tool in neither is refused.
+TOOL_ACCESS: dict[str, Literal["read", "write"]] = {
+    **dict.fromkeys(READ_TOOLS, "read"),
+    **dict.fromkeys(WRITE_TOOLS, "write"),
+}
 
 
 def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> list[str]:

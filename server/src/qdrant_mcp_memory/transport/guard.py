@@ -56,7 +56,7 @@ class RequestGuard:
             code, text = problem
             await _reject(send, 400, code, text, _request_id(body))
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
 
 def _envelope_problem(body: bytes) -> tuple[int, str] | None:
@@ -84,18 +84,18 @@ def _envelope_problem(body: bytes) -> tuple[int, str] | None:
     return None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A receive channel that hands the already-read body over once, then waits on the real one."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return replayed
 
 
 def _request_id(body: bytes) -> str | int | None:

@@ -1,13 +1,16 @@
-"""2025-11-25 sessions: a bounded number, idle ones expire, and at the cap the least recently used idle one goes.
+"""2025-11-25 sessions: a bounded number, idle ones expire, and at the cap the least recently active one goes.
 
 The SDK keeps each session (and its task) in memory until the client deletes it; its own
 limit then answers 503 to every new client until something expires. Here every session is
-tracked from the response that creates it: a session with no request in flight for
-`idle_timeout` is ended, and when a new client arrives at the cap the session idle the
-longest is ended to make room. Ending a session is the protocol's own DELETE, sent
-in-process through the SDK with the Host the session was created under, so the SDK
-tears it down exactly as if its client had left. Such a client gets 404 on its next
-request and, as the protocol says, opens a new session.
+tracked from the response that creates it. Only a call in flight (a request being answered)
+protects a session: an event stream the client holds open is not activity, or clients that
+stay connected and idle (as editors do) would fill the cap and lock every newcomer out. A
+session with no call for `idle_timeout` is ended, and when a new client arrives at the cap
+the least recently active session without a call in flight is ended to make room. Ending a
+session is the protocol's own DELETE, sent in-process through the SDK with the Host the
+session was created under, so the SDK tears it down (its event stream ends) exactly as if
+its client had left. Such a client gets 404 on its next request and, as the protocol says,
+opens a new session.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .streams import is_stream
+
 log = logging.getLogger(__name__)
 SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
@@ -28,7 +33,7 @@ VERSION_HEADER = b"mcp-protocol-version"
 class _Session:
     host: bytes
     last_active: float
-    in_flight: int = 0
+    in_flight: int = 0  # calls being answered; held streams do not count
 
 
 class SessionLimiter:
@@ -62,8 +67,12 @@ class SessionLimiter:
         if session is None:
             await self.app(scope, receive, send)  # unknown or ended: the SDK answers 404
             return
-        session.in_flight += 1
         session.last_active = time.monotonic()
+        if is_stream(scope):
+            # Opening the stream is activity; holding it is not (it protects nothing from eviction).
+            await self.app(scope, receive, send)
+            return
+        session.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
@@ -74,7 +83,7 @@ class SessionLimiter:
 
     async def _opening_request(self, host: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         if len(self._sessions) + self._opening >= self.max_sessions:
-            await self._evict_least_recently_used()
+            await self._evict_least_recently_active()
         created: list[bytes] = []
 
         async def watch(message: Message) -> None:
@@ -90,15 +99,15 @@ class SessionLimiter:
             for session_id in created:
                 self._sessions[session_id] = _Session(host, time.monotonic())
 
-    async def _evict_least_recently_used(self) -> None:
+    async def _evict_least_recently_active(self) -> None:
         idle = [(s.last_active, sid) for sid, s in self._sessions.items() if s.in_flight == 0]
         if idle:
             _, session_id = min(idle)
-            log.info("session limit reached: ending the least recently used idle session")
+            log.info("session limit reached: ending the least recently active session without a call in flight")
             await self._end(session_id)
 
     async def expire_idle(self) -> None:
-        """Run for the server's lifetime: end sessions idle longer than `idle_timeout`."""
+        """Run for the server's lifetime: end sessions without a call for longer than `idle_timeout`."""
         while True:
             await anyio.sleep(min(30.0, self.idle_timeout / 4))
             cutoff = time.monotonic() - self.idle_timeout

@@ -1,67 +1,32 @@
-"""Text embeddings: the model (blocking ONNX runs) and the protocol the store uses.
+"""The default provider: a fastembed model run in this process (ONNX, offline, no key).
 
 The model is loaded once and shared. Each run is single-threaded: ONNX Runtime's
 multi-threaded runs spin between parallel sections, which on a small machine burns the
-core the event loop needs. Parallelism comes from several runs at once (see scheduler.py).
+core the event loop needs. Parallelism comes from several runs at once (see scheduler.py),
+each in a worker thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+
+from . import EmbeddingModelError, Kind
 
 if TYPE_CHECKING:
     from fastembed import TextEmbedding
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["query", "document"]
-# all-MiniLM-L6-v2 reads at most 256 word pieces per text; longer texts are truncated.
-MAX_TOKENS = 256
-
-
-class EmbeddingModelError(RuntimeError):
-    """The model cannot be loaded (missing from the cache while offline, unknown name)."""
-
-
-class EmbeddingModel(Protocol):
-    """A loaded model: one blocking run embeds a batch of texts (called from worker threads)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def load(self) -> int:
-        """Load the model; returns the vector size."""
-        ...
-
-    def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]: ...
-
-
-class Embedder(Protocol):
-    """What the store needs: a query vector, document vectors, and their size."""
-
-    @property
-    def model_name(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    async def embed_query(self, text: str) -> list[float]: ...
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
-
-
-def token_estimate(text: str) -> int:
-    """Padded tokens a text costs in a run, from its UTF-8 size: about one word piece per 3 bytes
-    is an upper bound for English (about 4.5) and exact for CJK, whose characters are one piece each."""
-    return min(MAX_TOKENS, 2 + len(text.encode("utf-8", "surrogatepass")) // 3)
-
 
 class FastEmbedModel:
-    """A fastembed `TextEmbedding` with single-threaded ONNX runs."""
+    """A fastembed `TextEmbedding` with single-threaded ONNX runs, each in a worker thread."""
 
     def __init__(self, name: str, cache: Path) -> None:
         self._name = name
@@ -72,7 +37,19 @@ class FastEmbedModel:
     def name(self) -> str:
         return self._name
 
-    def load(self) -> int:
+    @property
+    def description(self) -> str:
+        return "fastembed (in this process)"
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        yield  # nothing to hold: the loaded model lives as long as the process
+
+    async def load(self) -> int:
+        # Seconds of file reading and ONNX set-up: off the event loop.
+        return await anyio.to_thread.run_sync(self.load_blocking)
+
+    def load_blocking(self) -> int:
         # onnxruntime reports usage to its vendor unless told not to; a memory server should not.
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         from fastembed import TextEmbedding
@@ -96,7 +73,10 @@ class FastEmbedModel:
         log.info("embedding model loaded", extra={"model": self._name, "dimension": dimension})
         return dimension
 
-    def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
+        return await anyio.to_thread.run_sync(self.embed_blocking, kind, texts)
+
+    def embed_blocking(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
         if self._model is None:
             raise EmbeddingModelError(f"embedding model {self._name!r} is not loaded")
         run = self._model.query_embed if kind == "query" else self._model.passage_embed

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import VECTOR, StoreFactory
+from store_engines import VECTOR, StoreFactory
 
 from qdrant_mcp_memory import times
 from qdrant_mcp_memory.backends import DenseVector, NewCollection, Point

@@ -72,11 +72,13 @@ class CallOutcome:
     seconds: float
     ok: bool
     text: str
+    structured: dict[str, Any] | None = None  # the tool's structured result, when it gave one
 
 
 async def call(client: Any, tool: str, arguments: dict[str, Any] | None, limit_s: float = 60.0) -> CallOutcome:
     """One tool call (or tools/list); failures and isError results come back as ok=False."""
     started = time.perf_counter()
+    structured = None
     try:
         if tool == "tools/list":
             listed = await client.list_tools(cache_mode="bypass")
@@ -84,12 +86,13 @@ async def call(client: Any, tool: str, arguments: dict[str, Any] | None, limit_s
         else:
             result = await client.call_tool(tool, arguments or {}, read_timeout_seconds=limit_s)
             text = result_text(result)
+            structured = getattr(result, "structured_content", None)
             ok = not getattr(result, "is_error", False)
             if not ok:
                 text = "isError: " + text[:200]
     except Exception as exc:
         ok, text = False, error_text(exc)
-    return CallOutcome(time.perf_counter() - started, ok, text)
+    return CallOutcome(time.perf_counter() - started, ok, text, structured)
 
 
 async def run_calls(

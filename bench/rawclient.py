@@ -68,6 +68,7 @@ class RawClient:
         return SimpleNamespace(
             is_error=bool(result.get("isError")),
             content=[SimpleNamespace(text=item.get("text")) for item in result.get("content", [])],
+            structured_content=result.get("structuredContent"),
         )
 
     async def _post(self, payload: dict[str, Any]) -> Any:

@@ -26,6 +26,7 @@ PHASES = {
     "worst-call": "worst_call",
     "head-of-line": "head_of_line",
     "bulk-store": "bulk_store",
+    "lifecycle": "lifecycle",
     "durability": "durability",
     "providers": "providers",
     "query-path": "query_path",

@@ -35,6 +35,7 @@ PHASES = {
     "durability",
     "providers",
     "query-path",
+    "lifecycle",
     "image",
 }
 

@@ -84,6 +84,7 @@ def live(tmp_path_factory) -> LiveStack:
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_SDK_DISABLED": "false",
+        "QDRANT_PURGE_INTERVAL": "1",  # the traffic's short-lived memories expire within the waits
     }
     for key in (
         "QDRANT_API_KEY",
@@ -124,10 +125,12 @@ def live(tmp_path_factory) -> LiveStack:
         # Two waves of traffic a few scrapes apart, so every counter *increases* between
         # scrapes and rate()/histogram_quantile() have real values (a series' first sample
         # does not count as an increase).
-        asyncio.run(traffic(server.mcp_url, 1))
-        time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
-        asyncio.run(traffic(server.mcp_url, 2))
-        time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
+        expired = 'sum(qdrant_mcp_memories_expired_total{db_collection_name="obs-test"})'
+        for wave in (1, 2):
+            asyncio.run(traffic(server.mcp_url, wave))
+            # Each wave's short-lived memory is purged (a second or two later) and scraped before the next.
+            wait_until(lambda w=wave: (finite_values(prom.series(expired)) or [0])[0] >= w, 30, f"wave {wave} expiry")
+            time.sleep(3 * SCRAPE_INTERVAL_S + 0.5)
         yield LiveStack(prom=prom, server_url=server.base, metrics_url=metrics_url, server_log=server.log_path)
     finally:
         stop(prom_proc)
@@ -162,6 +165,7 @@ def otlp_export(tmp_path_factory, compose) -> OtlpExport:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "QDRANT_PURGE_INTERVAL": "1",  # the traffic's short-lived memory expires: every counter is exported
     }
     for key in (
         "QDRANT_API_KEY",
@@ -177,6 +181,8 @@ def otlp_export(tmp_path_factory, compose) -> OtlpExport:
     try:
         wait_for(server, "/readyz", timeout=90)
         asyncio.run(traffic(server.mcp_url, 1))
+        expired = "qdrant_mcp.memories.expired"
+        wait_until(lambda: expired in {m.name for m in receiver.metrics()}, 30, f"{expired} over OTLP", server.process)
     finally:
         stop(server.process)  # SIGTERM: the server flushes its telemetry on shutdown
         receiver.shutdown()

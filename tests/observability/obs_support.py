@@ -303,6 +303,9 @@ STORE_TEXTS = [
     "The observability stack sends traces to Tempo.",
     "Qdrant stores vectors in collections.",
 ]
+# The live server deletes expired memories every second (QDRANT_PURGE_INTERVAL), so each wave's
+# short-lived memory is gone a second or two later: the expired counter moves.
+SHORT_TTL = "1s"
 
 
 async def traffic(url: str, wave: int) -> None:
@@ -313,6 +316,12 @@ async def traffic(url: str, wave: int) -> None:
             result = await client.call_tool(
                 "qdrant-store", {"information": f"{text} (wave {wave})", "collection_name": "obs-test"}
             )
+            assert not result.is_error, f"qdrant-store failed: {result}"
+        # The lifecycle counters: the same text again is an update, a short ttl expires.
+        again = {"information": f"{STORE_TEXTS[0]} (wave {wave})", "metadata": {"again": True}}
+        brief = {"information": f"This note lasts a second (wave {wave}).", "ttl": SHORT_TTL}
+        for arguments in (again, brief):
+            result = await client.call_tool("qdrant-store", {**arguments, "collection_name": "obs-test"})
             assert not result.is_error, f"qdrant-store failed: {result}"
         result = await client.call_tool("qdrant-find", {"query": "where do traces go?", "collection_name": "obs-test"})
         assert not result.is_error, f"qdrant-find failed: {result}"
@@ -343,6 +352,9 @@ SERVER_INSTRUMENTS = [
     ),
     ("qdrant_mcp.points.stored", "{point}", "counter", ("db.collection.name",)),
     ("qdrant_mcp.hits.returned", "{hit}", "counter", ("db.collection.name",)),
+    ("qdrant_mcp.memories.created", "{memory}", "counter", ("db.collection.name",)),
+    ("qdrant_mcp.memories.updated", "{memory}", "counter", ("db.collection.name",)),
+    ("qdrant_mcp.memories.expired", "{memory}", "counter", ("db.collection.name",)),
     ("process.memory.usage", "By", "gauge", ()),
     ("process.cpu.time", "s", "counter", ("cpu.mode",)),
     ("qdrant_mcp.embedding.queue.size", "{text}", "gauge", ()),  # texts waiting to be embedded

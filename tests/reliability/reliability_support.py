@@ -522,7 +522,7 @@ SEED = [
 class Fingerprint:
     collections: tuple[str, ...]
     points: int
-    contents: frozenset[tuple[str, str, str]]
+    contents: frozenset[tuple[str, str, str, str]]
 
     def differs_from(self, other: Fingerprint) -> str:
         added = sorted(self.contents - other.contents)
@@ -535,7 +535,7 @@ class Fingerprint:
 
 def fingerprint(era: Era, collection: str) -> Fingerprint:
     """Every collection's name (a bad call aimed at another one must not create it), and for
-    `collection` its point count and the (id, document, metadata) of every hit of a fixed query (limit 100)."""
+    `collection` its point count and the (id, document, metadata, expiry) of every hit of a fixed query (limit 100)."""
     listed = era.call("qdrant-list-collections", {})
     assert listed.status == 200 and not listed.is_tool_error and listed.structured, listed.describe()
     found = era.call("qdrant-find", {"query": FINGERPRINT_QUERY, "collection_name": collection, "limit": 100})
@@ -543,7 +543,7 @@ def fingerprint(era: Era, collection: str) -> Fingerprint:
     info = era.call("qdrant-collection-info", {"collection_name": collection})
     assert info.status == 200 and not info.is_tool_error and info.structured, info.describe()
     contents = frozenset(
-        (str(hit["id"]), hit["document"], json.dumps(hit["metadata"], sort_keys=True))
+        (str(hit["id"]), hit["document"], json.dumps(hit["metadata"], sort_keys=True), hit.get("expires_at") or "")
         for hit in found.structured["hits"]
     )
     return Fingerprint(tuple(sorted(listed.structured["collections"])), info.structured["points_count"], contents)

@@ -186,7 +186,7 @@ async def test_the_sdk_client_sees_the_same_refusals(arbitrary: Target, era: str
 def test_the_corpus_left_the_data_unchanged(
     arbitrary: Target, typed: Target, default: Target, read_only: Target
 ) -> None:
-    """The collections, point count and every (id, document, metadata) as before the corpus; no case changed
+    """The collections, point count and every (id, document, metadata, expiry) as before the corpus; no case changed
     them on the way."""
     for target in (arbitrary, typed, default, read_only):
         for era in target.eras.values():

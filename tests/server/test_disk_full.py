@@ -142,7 +142,7 @@ async def test_a_full_disk_refuses_writes_keeps_reads_survives_a_restart_and_los
             resumed = await store_many(client, 101)
             assert not resumed.is_error, resumed.content
             acknowledged.update(resumed.structured_content["ids"])
-            assert "conditions" not in server.ready_details()
+            assert "conditions" not in server.ready_details(), server.ready_details()["conditions"]
         assert server.terminate() == 0
         assert "Traceback" not in server.log()
 

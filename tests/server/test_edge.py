@@ -119,7 +119,7 @@ async def test_the_index_is_built_in_the_background_while_searches_and_writes_go
             await anyio.sleep(0.02)
         assert during_build > 10, f"only {during_build} searches were answered while the index was being built"
         assert await backend.count("big") == count + len(late)
-        assert set(await backend.existing_ids("big", late)) == set(late)
+        assert {point.id for point in await backend.retrieve("big", late)} == set(late)
         shard = backend._collections["big"].shard
         info = await anyio.to_thread.run_sync(shard.info)
         assert info.indexed_vectors_count >= OPTIMIZE_AT_UNINDEXED

@@ -38,6 +38,9 @@ async def test_tools_are_typed_structured_and_annotated(shared_server: ServerPro
         "qdrant-store",
         "qdrant-store-many",
         "qdrant-find",
+        "qdrant-get",
+        "qdrant-list",
+        "qdrant-update",
         "qdrant-delete",
         "qdrant-list-collections",
         "qdrant-collection-info",
@@ -125,6 +128,8 @@ async def test_missing_collection_is_an_empty_result_that_says_so(shared_server:
     assert not result.is_error
     assert result.structured_content == {
         "collection": "never-created",
+        "collections": ["never-created"],
+        "missing_collections": ["never-created"],
         "query": "anything",
         "collection_exists": False,
         "hits": [],

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MODEL, VECTOR, LoadedModel
+from store_engines import MODEL, VECTOR, LoadedModel
 from mcp.client import Client
 
 from bench.evalset import dense_recall

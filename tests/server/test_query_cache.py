@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import LoadedModel
+from store_engines import LoadedModel
 from mcp.client import Client
 from test_embeddings import recording_scheduler
 

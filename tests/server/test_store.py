@@ -112,11 +112,16 @@ async def test_a_collection_in_the_official_layout_is_found(
     )
     found = await store.find(official, "sunlight and plant chemistry", limit=2)
     assert found is not None and found.hits[0].document == DOCUMENTS[1]
-    # ...and what we write, the official server can read: the same vector name and payload keys.
+    # ...and what we write, the official server can read: the same vector name and payload keys,
+    # with this server's times beside them (never inside metadata).
     await store.store(official, [Entry("Mount Everest is the highest mountain.", {"kind": "geo"})])
     page = await store.backend.scroll(official, None, 10)
     ours = next(p for p in page.points if p.payload["document"].startswith("Mount Everest"))
-    assert ours.payload == {"document": "Mount Everest is the highest mountain.", "metadata": {"kind": "geo"}}
+    assert {key: ours.payload[key] for key in ("document", "metadata")} == {
+        "document": "Mount Everest is the highest mountain.",
+        "metadata": {"kind": "geo"},
+    }
+    assert set(ours.payload) == {"document", "metadata", "created_at", "updated_at"}
     assert set(ours.dense) == {VECTOR} and not ours.sparse
 
 
@@ -199,8 +204,10 @@ async def test_payload_indexes_are_ensured_on_existing_collections(
         await store.backend.create_collection(preexisting, NewCollection(DenseVector(VECTOR, 384)))
         await store.find(preexisting, "anything", limit=1)
         indexed = (await store.collection_details(preexisting)).indexed_fields
-    # qdrant-client's local mode accepts index requests but keeps no indexes (it scans everything).
-    assert indexed == ({} if engine == "local-mode" else {"metadata.topic": "keyword"})
+    # The filter's index, and the datetime ones listing orders by and expiry filters on. qdrant-client's
+    # local mode accepts index requests but keeps no indexes (it scans everything).
+    expected = {"metadata.topic": "keyword", "created_at": "datetime", "expires_at": "datetime"}
+    assert indexed == ({} if engine == "local-mode" else expected)
 
 
 async def test_filters(store: QdrantStore, unique: Unique) -> None:

@@ -20,6 +20,8 @@ HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # HTTPS to PyPI inside the
 # Inside the container: the in-process suites and the HTTP/stdio/SSE server tests.
 SUITE = [
     "tests/server/test_store.py",
+    "tests/server/test_lifecycle.py",
+    "tests/server/test_listing.py",
     "tests/server/test_embeddings.py",
     "tests/server/test_edge.py",
     "tests/server/test_hybrid.py",

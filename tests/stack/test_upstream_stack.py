@@ -31,8 +31,8 @@ What is checked:
   * every PromQL query of the Qdrant dashboard returns data from the collector's Qdrant scrape,
     after the calls obs_support.UPSTREAM_QDRANT_CALLS lists (a failed REST and a failed gRPC
     call among them: Qdrant reports only the statuses it has served);
-  * the server package's behavioural store suite (tests/server/test_store.py) passes against
-    the real Qdrant (QDRANT_TEST_URL, the engine "qdrant-server").
+  * the server package's behavioural store suites (tests/server/test_store.py, test_lifecycle.py,
+    test_listing.py) pass against the real Qdrant (QDRANT_TEST_URL, the engine "qdrant-server").
 
 Telemetry is waited for with timeouts (the server's metric export interval is lowered to 2 s
 through OTEL_METRIC_EXPORT_INTERVAL; the collector scrapes Qdrant every 15 s).
@@ -608,16 +608,18 @@ def test_qdrant_dashboard_query_returns_data(stack: Stack, qdrant_scraped: None,
 
 # --- the server package's store suite against the real Qdrant -----------------------------------
 
+STORE_SUITES = ("tests/server/test_store.py", "tests/server/test_lifecycle.py", "tests/server/test_listing.py")
+
 
 def test_store_suite_against_the_real_qdrant(stack: Stack) -> None:
-    """tests/server/test_store.py with QDRANT_TEST_URL: its third engine, "qdrant-server"."""
+    """The store's behavioural suites (STORE_SUITES) with QDRANT_TEST_URL: their third engine, "qdrant-server"."""
     env = {
         "QDRANT_TEST_URL": stack.url("qdrant"),
         "QDRANT_TEST_API_KEY": stack.secret("qdrant_api_key"),
     }
     cmd = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", INSECURE_API_KEY_WARNING,
-        "-k", "qdrant-server", "tests/server/test_store.py",
+        "-k", "qdrant-server", *STORE_SUITES,
     ]  # fmt: skip
     start = time.monotonic()
     proc = run(cmd, env=env, timeout=1500, check=False)

@@ -25,10 +25,12 @@ Endpoints (exactly what qdrant-client 1.20 calls for the server's RemoteBackend,
     PUT    /collections/{name}/index               payload index
     PUT    /collections/{name}/points              upsert (`points` or `batch`)
     POST   /collections/{name}/points              retrieve by ids
-    POST   /collections/{name}/points/query        nearest (dense or sparse), prefetch + fusion (RRF, DBSF)
+    POST   /collections/{name}/points/query        nearest (dense or sparse, with MMR), prefetch + fusion (RRF,
+                                                   DBSF), formula (standin_formula.py)
     POST   /collections/{name}/points/count
     POST   /collections/{name}/points/delete       by ids or by filter
-    POST   /collections/{name}/points/scroll
+    POST   /collections/{name}/points/scroll       in id order, or order_by a payload key
+    PUT    /collections/{name}/points/payload      overwrite the payload (POST: set keys) by ids or filter
 
 Anything else answers 501 naming the stand-in, so a test that strays fails loudly. Filters
 arrive in Qdrant's JSON syntax and become engine filters (must/should/must_not/min_should,
@@ -84,6 +86,7 @@ from typing import Any
 import numpy
 import qdrant_edge as qe
 import uvicorn
+from standin_formula import formula_in
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -414,6 +417,20 @@ def with_payload_in(value: Any, default: bool) -> Any:
     raise format_error("with_payload: expected a bool, a list of keys, {include} or {exclude}")
 
 
+def order_by_in(spec: Any) -> qe.OrderBy | None:
+    """Qdrant's order_by: a key, or {key, direction ("asc" / "desc"), start_from (a number or a datetime)}."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return qe.OrderBy(spec)
+    if not isinstance(spec, dict) or not isinstance(spec.get("key"), str):
+        raise format_error("order_by: expected a key or {key, direction, start_from}")
+    direction = {None: None, "asc": qe.Direction.Asc, "desc": qe.Direction.Desc}.get(spec.get("direction"), False)
+    if direction is False:
+        raise format_error(f"order_by.direction: unknown variant `{spec.get('direction')}`")
+    return qe.OrderBy(spec["key"], direction, start_from=spec.get("start_from"))
+
+
 def with_vector_in(value: Any) -> Any:
     if value is None:
         return False
@@ -429,16 +446,23 @@ def search_params(spec: Any) -> qe.SearchParams | None:
                            indexed_only=bool(spec.get("indexed_only", False)))  # fmt: skip
 
 
-def query_in(spec: Any, using: str | None) -> Any:
-    """Qdrant's QueryInterface: a vector (nearest), {nearest}, {fusion}, {rrf}; others are not implemented."""
+def query_in(spec: Any, using: str | None, limit: int) -> Any:
+    """Qdrant's QueryInterface: a vector (nearest), {nearest} (with mmr), {fusion}, {rrf}, {formula};
+    others are not implemented."""
     if spec is None:
         return None
     if isinstance(spec, list) or (isinstance(spec, dict) and "indices" in spec):
         return qe.Query.Nearest(vector_in(spec, "query"), using=using)
     if isinstance(spec, dict) and "nearest" in spec:
-        if spec.get("mmr"):
-            raise ApiError(501, "the Qdrant stand-in does not implement MMR")
-        return qe.Query.Nearest(vector_in(spec["nearest"], "query.nearest"), using=using)
+        vector = vector_in(spec["nearest"], "query.nearest")
+        mmr = spec.get("mmr")
+        if mmr:  # Qdrant's diversity is 1 - the engine's lambda; candidates default to the limit
+            diversity = mmr.get("diversity")
+            relevance = 1.0 - (0.5 if diversity is None else float(diversity))
+            return qe.Mmr(vector, relevance, int(mmr.get("candidates_limit") or limit), using=using)
+        return qe.Query.Nearest(vector, using=using)
+    if isinstance(spec, dict) and "formula" in spec:
+        return formula_in(spec, condition)
     if isinstance(spec, dict) and "fusion" in spec:
         if spec["fusion"] == "rrf":
             return qe.Fusion.Rrf(k=DEFAULT_RRF_K)
@@ -453,9 +477,10 @@ def query_in(spec: Any, using: str | None) -> Any:
 
 
 def prefetch_in(spec: dict[str, Any]) -> qe.Prefetch:
+    limit = int(spec.get("limit") or 10)
     return qe.Prefetch(
-        limit=int(spec.get("limit") or 10),
-        query=query_in(spec.get("query"), spec.get("using")),
+        limit=limit,
+        query=query_in(spec.get("query"), spec.get("using"), limit),
         prefetches=[prefetch_in(p) for p in _as_list(spec.get("prefetch"))] or None,
         params=search_params(spec.get("params")),
         filter=parse_filter(spec.get("filter")),
@@ -478,6 +503,8 @@ def record_out(record: Any, *, with_payload: bool, with_vector: bool, score: boo
         out["payload"] = dict(record.payload or {})
     if with_vector:
         out["vector"] = vector_out(record.vector) if record.vector is not None else None
+    if getattr(record, "order_value", None) is not None:
+        out["order_value"] = record.order_value
     return out
 
 
@@ -637,10 +664,11 @@ def build_app(storage: Storage, api_key: str | None, read_only_api_key: str | No
             raise ApiError(501, "the Qdrant stand-in does not implement lookup_from or groups")
         want_payload = body.get("with_payload") not in (None, False)
         want_vector = bool(body.get("with_vector"))
+        limit = int(body.get("limit") or 10)
         request_ = qe.QueryRequest(
-            limit=int(body.get("limit") or 10),
+            limit=limit,
             offset=int(body.get("offset") or 0),
-            query=query_in(body.get("query"), body.get("using")),
+            query=query_in(body.get("query"), body.get("using"), limit),
             prefetches=[prefetch_in(p) for p in _as_list(body.get("prefetch"))] or None,
             with_vector=with_vector_in(body.get("with_vector")),
             with_payload=with_payload_in(body.get("with_payload"), False),
@@ -674,15 +702,17 @@ def build_app(storage: Storage, api_key: str | None, read_only_api_key: str | No
     async def scroll(request: Request, started: float) -> Response:
         found = storage.get(request.path_params["name"])
         body = await body_of(request)
-        if body.get("order_by") is not None:
-            raise ApiError(501, "the Qdrant stand-in does not implement order_by")
         offset = body.get("offset")
+        order_by = order_by_in(body.get("order_by"))
+        if order_by is not None and offset is not None:
+            raise wrong_input("offset cannot be used together with order_by")
         scroll_request = qe.ScrollRequest(
             offset=point_id(offset) if offset is not None else None,
             limit=int(body.get("limit") or 10),
             filter=parse_filter(body.get("filter")),
             with_payload=with_payload_in(body.get("with_payload"), True),
             with_vector=with_vector_in(body.get("with_vector")),
+            order_by=order_by,
         )
         records, next_offset = _engine(lambda: found.shard.scroll(scroll_request))
         want_payload = body.get("with_payload") is not False
@@ -694,6 +724,31 @@ def build_app(storage: Storage, api_key: str | None, read_only_api_key: str | No
             },
             started,
         )
+
+    async def payload(request: Request, started: float) -> Response:
+        found = storage.get(request.path_params["name"])
+        body = await body_of(request)
+        values = body.get("payload")
+        if not isinstance(values, dict):
+            raise format_error("payload: expected an object")
+        key = body.get("key")
+        update = qe.UpdateOperation
+        overwrite = request.method == "PUT"
+        if body.get("points") is not None:
+            by_ids = update.overwrite_payload if overwrite else update.set_payload
+            operation = by_ids([point_id(i) for i in body["points"]], values, key)
+        elif body.get("filter") is not None:
+            by_filter = update.overwrite_payload_by_filter if overwrite else update.set_payload_by_filter
+            operation = by_filter(parse_filter(body["filter"]), values, key)
+        else:
+            raise format_error("expected `points` or `filter`")
+        try:
+            _engine(lambda: found.shard.update(operation))
+        except ApiError as exc:
+            if "No point with id" in str(exc):  # Qdrant answers 404 for a missing point
+                raise ApiError(404, f"Not found: {str(exc).removeprefix('Wrong input: ')}") from None
+            raise
+        return ok(update_result(found, request), started)
 
     async def not_implemented(request: Request, exc: Exception) -> Response:
         return error_response(501, f"the Qdrant stand-in does not implement {request.method} {request.url.path}")
@@ -714,6 +769,7 @@ def build_app(storage: Storage, api_key: str | None, read_only_api_key: str | No
         Route(f"{name}/points/count", endpoint(count), methods=["POST"]),
         Route(f"{name}/points/delete", endpoint(delete_points), methods=["POST"]),
         Route(f"{name}/points/scroll", endpoint(scroll), methods=["POST"]),
+        Route(f"{name}/points/payload", endpoint(payload), methods=["PUT", "POST"]),
     ]
 
     @contextlib.asynccontextmanager

@@ -6,8 +6,10 @@ here as a ResponseHandlingException, which RemoteBackend would have reported as 
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -116,11 +118,13 @@ async def test_remote_backend_round_trip(backend: RemoteBackend) -> None:
     assert await backend.count(collection, recent) == 2
     assert await backend.count(collection, parse_filter({"must": [{"is_empty": {"key": "metadata.tags"}}]})) == 3
     assert await backend.count(collection, parse_filter({"must": [{"has_id": [1, UUID_ID]}]})) == 2
-    assert sorted(map(str, await backend.existing_ids(collection, [1, UUID_ID, 99]))) == sorted(["1", UUID_ID])
+    assert sorted(str(point.id) for point in await backend.retrieve(collection, [1, UUID_ID, 99])) == sorted(
+        ["1", UUID_ID]
+    )
     await backend.delete_ids(collection, [2])
     await backend.delete_matching(collection, metadata_filter({"topic": "work"}))
     assert await backend.count(collection) == 1
-    assert await backend.existing_ids(collection, [UUID_ID]) == [UUID_ID]
+    assert [point.id for point in await backend.retrieve(collection, [UUID_ID])] == [UUID_ID]
 
 
 async def test_scroll_pages_with_vectors(backend: RemoteBackend) -> None:
@@ -205,6 +209,55 @@ async def test_qdrant_client_parses_every_answer(client: AsyncQdrantClient) -> N
     with pytest.raises(UnexpectedResponse) as refused:
         await client.query_points(collection, query=[1.0, 0.0, 0.0, 0.0], using=DENSE)
     assert refused.value.status_code == 404 and b"doesn't exist" in refused.value.content
+
+
+async def test_lifecycle_requests_parse_and_behave_as_qdrants(client: AsyncQdrantClient) -> None:
+    """Ordered scrolls, formula and MMR queries and payload overwrites: the engine's answers in Qdrant's shapes."""
+    collection = name("lifecycle")
+    await client.create_collection(
+        collection, vectors_config={DENSE: models.VectorParams(size=4, distance=models.Distance.COSINE)}
+    )
+    await client.create_payload_index(collection, "created_at", models.PayloadSchemaType.DATETIME, wait=True)
+    vectors = {1: [1.0, 0.0, 0.0, 0.0], 2: [0.99, 0.1, 0.0, 0.0], 3: [0.0, 1.0, 0.0, 0.0], 4: [0.7, 0.7, 0.0, 0.0]}
+    days = {1: "01", 2: "02", 3: "03", 4: "04"}
+    await client.upsert(
+        collection,
+        [
+            models.PointStruct(id=i, vector={DENSE: v}, payload={"created_at": f"2026-01-{days[i]}T00:00:00Z"})
+            for i, v in vectors.items()
+        ],
+        wait=True,
+    )
+    order = models.OrderBy(
+        key="created_at", direction=models.Direction.DESC, start_from=datetime(2026, 1, 3, tzinfo=UTC)
+    )
+    records, following = await client.scroll(collection, order_by=order, limit=10)
+    assert [r.id for r in records] == [3, 2, 1] and following is None
+    assert records[0].order_value == 1_767_398_400_000_000  # 2026-01-03 in microseconds
+    decay = models.ExpDecayExpression(
+        exp_decay=models.DecayParamsExpression(
+            x=models.DatetimeKeyExpression(datetime_key="created_at"),
+            target=models.DatetimeExpression(datetime="2026-01-04T00:00:00Z"),
+            scale=86_400,
+            midpoint=0.5,
+        )
+    )
+    formula = models.FormulaQuery(formula=models.MultExpression(mult=["$score", decay]))
+    query = [1.0, 0.0, 0.0, 0.0]
+    prefetch = models.Prefetch(query=query, using=DENSE, limit=4)
+    scored = (await client.query_points(collection, prefetch=prefetch, query=formula, limit=4)).points
+    cosine = {1: 1.0, 2: 0.99 / math.hypot(0.99, 0.1), 3: 0.0, 4: math.sqrt(0.5)}
+    expected = {i: cosine[i] * 0.5 ** (4 - i) for i in vectors}
+    assert [p.id for p in scored] == sorted(expected, key=expected.__getitem__, reverse=True)
+    assert all(p.score == pytest.approx(expected[p.id], abs=1e-4) for p in scored)
+    mmr = models.NearestQuery(nearest=query, mmr=models.Mmr(diversity=0.9, candidates_limit=4))
+    diverse = (await client.query_points(collection, query=mmr, using=DENSE, limit=2)).points
+    assert [p.id for p in diverse] == [1, 3]  # not 2, the near-copy of 1
+    await client.overwrite_payload(collection, payload={"kept": True}, points=[2], wait=True)
+    assert (await client.retrieve(collection, [2]))[0].payload == {"kept": True}
+    with pytest.raises(UnexpectedResponse) as missing:
+        await client.overwrite_payload(collection, payload={"x": 1}, points=[99], wait=True)
+    assert missing.value.status_code == 404 and b"No point with id 99" in missing.value.content
 
 
 async def test_injected_faults_and_the_request_log(backend: RemoteBackend, standin: Standin) -> None:

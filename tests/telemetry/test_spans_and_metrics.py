@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 from mcp.client import Client
 from opentelemetry import metrics, trace
@@ -41,7 +42,8 @@ def otel() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
 @pytest.fixture(scope="module")
 async def client(otel: tuple[InMemorySpanExporter, InMemoryMetricReader]) -> AsyncIterator[Client]:
     """The composed application with telemetry on, driven through the SDK's in-memory transport."""
-    settings = Settings(QDRANT_URL=":memory:")
+    # Expired memories are purged every second, so a test can see the expired counter move.
+    settings = Settings(QDRANT_URL=":memory:", QDRANT_PURGE_INTERVAL=1)
     telemetry = Telemetry(
         Providers(tracer_provider=trace.get_tracer_provider(), meter_provider=metrics.get_meter_provider())
     )
@@ -153,6 +155,41 @@ async def test_metrics_have_semconv_names_units_and_attributes(
     assert {p.attributes["cpu.mode"] for p in found["process.cpu.time"][1]} == {"user", "system"}
     queue, capacity = found["qdrant_mcp.embedding.queue.size"], found["qdrant_mcp.embedding.queue.capacity"]
     assert queue[0] == capacity[0] == "{text}" and queue[1][0].value == 0 and capacity[1][0].value > 1000
+
+
+async def test_the_lifecycle_tools_are_traced_and_counted(
+    client: Client, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    spans_exporter, reader = otel
+    stored = await client.call_tool("qdrant-store", {"information": "lifecycle telemetry", "collection_name": "life"})
+    point = stored.structured_content["id"]
+    await client.call_tool("qdrant-store", {"information": "lifecycle telemetry", "collection_name": "life"})
+    spans_exporter.clear()
+    for tool, arguments in (
+        ("qdrant-update", {"id": point, "metadata_patch": {"seen": True}}),
+        ("qdrant-get", {"ids": [point]}),
+        ("qdrant-list", {"limit": 5}),
+    ):
+        result = await client.call_tool(tool, {**arguments, "collection_name": "life"})
+        assert not result.is_error, result.content
+    spans = spans_exporter.get_finished_spans()
+    update = by_name(spans, "tools/call qdrant-update")
+    assert {s.name for s in children(spans, update)} >= {"retrieve life", "overwrite_payload life"}
+    assert "scroll life" in {s.name for s in children(spans, by_name(spans, "tools/call qdrant-list"))}
+    assert by_name(spans, "tools/call qdrant-get").kind is SpanKind.SERVER
+
+    def counted(name: str) -> int:
+        return sum(
+            p.value for p in points(reader).get(name, ("", []))[1] if p.attributes["db.collection.name"] == "life"
+        )
+
+    assert counted("qdrant_mcp.memories.created") == 1
+    assert counted("qdrant_mcp.memories.updated") == 2  # stored again, then updated
+    with anyio.fail_after(10):  # the purge runs every second here
+        await client.call_tool("qdrant-store", {"information": "gone soon", "collection_name": "life", "ttl": "1s"})
+        while counted("qdrant_mcp.memories.expired") < 1:
+            await anyio.sleep(0.2)
+    assert counted("qdrant_mcp.memories.created") == 2
 
 
 async def test_client_chosen_names_do_not_become_unbounded_attribute_values(

@@ -163,11 +163,19 @@ class Application:
             vector_name=settings.vector_name,
             filterable=tuple(settings.filterable_fields or ()),
             hybrid=settings.hybrid_search,
+            similarity_threshold=settings.similarity_threshold,
+        )
+        self.store = QdrantStore(
+            self.backend,
+            telemetry.observe_embedder(self.scheduler),
+            config,
+            Bm25Encoder(),
+            telemetry.memory_events(),
         )
         embedder = telemetry.observe_embedder(self.scheduler)
         if settings.embedding_query_cache:
             embedder = QueryCache(embedder, settings.embedding_query_cache)
-        self.store = QdrantStore(self.backend, embedder, config, Bm25Encoder())
+        self.store = QdrantStore(self.backend, embedder, config, Bm25Encoder(), telemetry.memory_events())
         self.mcp = MCPServer(NAME, version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level)
         tools = register_tools(self.mcp, settings, self.store)
         register_resources(self.mcp, self.store)
@@ -223,13 +231,16 @@ class Application:
                 extra={"qdrant": self.backend.description},
             )
         try:
-            async with self.backend.running(), self.scheduler.running():
+            async with self.backend.running(), self.scheduler.running(), anyio.create_task_group() as tasks:
                 log.info("ready", extra={"qdrant": self.backend.description, "model": self.scheduler.model_name})
                 self._ready.set()
+                if not self.settings.read_only:
+                    tasks.start_soon(self.store.purge_periodically, self.settings.purge_interval)
                 try:
                     yield
                 finally:
                     self.stopping = True
+                    tasks.cancel_scope.cancel()
                     if self.oauth is not None:
                         await self.oauth.issuer.aclose()
         except BaseException as exc:

@@ -1,4 +1,5 @@
-"""Command line: `qdrant-mcp-memory [options]` serves; `qdrant-mcp-memory migrate ...` copies collections.
+"""Command line: `qdrant-mcp-memory [options]` serves; `qdrant-mcp-memory migrate ...` copies collections;
+`qdrant-mcp-memory purge-expired [--collection NAME]` deletes expired memories now.
 
 Exit codes: 0 stopped cleanly; 1 could not start or run (model missing, port in use, storage
 locked or unreadable); 2 invalid settings or arguments. Every expected failure is one line.
@@ -26,7 +27,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="MCP server for Qdrant (semantic memory). `qdrant-mcp-memory migrate --help` moves data "
-        "between embedded folders and Qdrant servers.",
+        "between embedded folders and Qdrant servers; `qdrant-mcp-memory purge-expired --help` deletes expired "
+        "memories.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], help="overrides MCP_TRANSPORT")
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         from .migrate import main as migrate
 
         return migrate(argv[1:])
+    if argv[:1] == ["purge-expired"]:
+        from .purge import main as purge
+
+        return purge(argv[1:])
     args = parse_args(argv)
     try:
         settings = load_settings(args)

@@ -131,6 +131,13 @@ class Filter:
 
 Condition = FieldCondition | IsEmpty | IsNull | HasId | Nested | Filter
 
+
+def all_of(*conditions: Condition | None) -> Filter | None:
+    """The conditions that are there, all required; None when none is."""
+    present = tuple(condition for condition in conditions if condition)
+    return Filter(must=present) if present else None
+
+
 # -- typed parameters (FILTERABLE_FIELDS) ------------------------------------------------
 
 _SCALARS: dict[str, tuple[type, Any]] = {
@@ -140,8 +147,6 @@ _SCALARS: dict[str, tuple[type, Any]] = {
     "boolean": (bool, validation.plain_bool),
 }
 _RANGES = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
-# Parameters qdrant-find has of its own: a filterable field cannot take their names.
-RESERVED_PARAMETERS = frozenset({"query", "limit", "score_threshold", "collection_name", "query_filter"})
 
 
 def filter_parameters(fields: Sequence[FilterableField]) -> list[inspect.Parameter]:

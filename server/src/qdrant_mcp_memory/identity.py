@@ -15,7 +15,9 @@ from . import __version__
 NAME = "qdrant-mcp-memory"
 INSTRUCTIONS = (
     "Semantic memory backed by Qdrant. Store facts with qdrant-store (or many at once with "
-    "qdrant-store-many) and retrieve them by meaning with qdrant-find."
+    "qdrant-store-many; ttl or expires_at make them expire, if_similar avoids storing one twice) and "
+    "retrieve them by meaning with qdrant-find (recency ranks newer ones higher, diversity avoids "
+    "repeats). Browse with qdrant-list, read by id with qdrant-get, correct with qdrant-update."
 )
 # The revisions a client reaches through the `initialize` handshake (the SDK's HANDSHAKE_PROTOCOL_VERSIONS).
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")

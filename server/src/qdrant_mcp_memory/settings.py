@@ -40,8 +40,24 @@ Condition = Literal["==", "!=", ">", ">=", "<", "<=", "any", "except"]
 SCOPE_SYNTAX = r"^[\x21\x23-\x5b\x5d-\x7e]+$"
 
 
-# Parameters qdrant-find has of its own: a filterable field cannot take their names.
-RESERVED_PARAMETERS = frozenset({"query", "limit", "score_threshold", "collection_name", "query_filter"})
+# Parameters of qdrant-find and qdrant-list (the tools filter fields join): a field cannot take their names.
+RESERVED_PARAMETERS = frozenset(
+    {
+        "query",
+        "limit",
+        "score_threshold",
+        "collection_name",
+        "collection_names",
+        "query_filter",
+        "created_after",
+        "created_before",
+        "recency",
+        "diversity",
+        "order",
+        "cursor",
+        "metadata_match",
+    }
+)
 
 
 class FilterableField(BaseModel):
@@ -62,7 +78,7 @@ class FilterableField(BaseModel):
                 f"field name {name!r} must be an ASCII identifier (letters, digits, _; not a Python keyword)"
             )
         if name in RESERVED_PARAMETERS:
-            raise ValueError(f"field name {name!r} is a parameter of qdrant-find already; pick another name")
+            raise ValueError(f"field name {name!r} is a parameter of qdrant-find or qdrant-list; pick another name")
         return name
 
     @model_validator(mode="after")
@@ -166,6 +182,10 @@ class Settings(BaseSettings):
     read_only: bool = Field(False, validation_alias=_env("QDRANT_READ_ONLY"))
     allow_arbitrary_filter: bool = Field(False, validation_alias=_env("QDRANT_ALLOW_ARBITRARY_FILTER"))
     filterable_fields: list[FilterableField] | None = Field(None, validation_alias=_env("FILTERABLE_FIELDS"))
+    # Cosine similarity from which if_similar (skip / replace) takes two texts for the same memory.
+    similarity_threshold: float = Field(0.95, validation_alias=_env("QDRANT_SIMILARITY_THRESHOLD"), gt=0, le=1)
+    # Seconds between background deletions of expired memories (they are hidden from reads at once).
+    purge_interval: float = Field(60, validation_alias=_env("QDRANT_PURGE_INTERVAL"), ge=1, le=86_400)
 
     # Transport; FASTMCP_* are what the official server's FastMCP reads, kept as aliases.
     transport: Transport = Field("stdio", validation_alias=_env("MCP_TRANSPORT"))

@@ -12,8 +12,10 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from . import times
 
 # Per-text and per-call bounds. A store-many body must fit the transport's 4 MiB request cap:
 # 1 000 000 characters do even as 3-byte UTF-8 (CJK), so every legal call can really be sent.
@@ -249,3 +251,22 @@ def sanitize(value: Any) -> Any:
     if isinstance(value, list):
         return [sanitize(item) for item in value]
     return value
+
+
+def moment(what: str) -> Callable[[Any], str]:
+    """A check for a time parameter: RFC 3339 with a zone (or a date), returned in the stored form."""
+
+    def check(value: Any) -> str:
+        return times.format_time(times.parse_time(value, what=what))
+
+    return check
+
+
+def duration(what: str) -> Callable[[Any], str]:
+    """A check for a duration parameter ("30d", "12h", ...), returned as sent."""
+
+    def check(value: Any) -> str:
+        times.parse_duration(value, what=what)
+        return str(value).strip()
+
+    return check

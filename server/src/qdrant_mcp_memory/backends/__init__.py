@@ -21,7 +21,7 @@ from ..filters import Filter
 from ..validation import PointId as PointId  # re-exported: the seam's id type
 from .diskspace import DiskSpace as DiskSpace  # re-exported: the seam's free-space reading
 
-FieldType = Literal["keyword", "integer", "float", "boolean"]
+FieldType = Literal["keyword", "integer", "float", "boolean", "datetime"]
 # Reciprocal rank fusion's constant: Qdrant's own default (server and client), so a hybrid
 # search ranks the same on every engine: score = sum over rankings of 1 / (k + rank).
 RRF_K = 2
@@ -86,8 +86,25 @@ class NewCollection:
 
 
 @dataclass(frozen=True)
+class Recency:
+    """Newer points rank higher: each candidate's score times (1 - weight + weight * decay), where
+    decay (Qdrant's exp_decay on the datetime at `key`, from `now`) halves every `half_life_s`."""
+
+    key: str
+    now: str  # RFC 3339
+    half_life_s: float
+    weight: float
+    # The time assumed for points without the key: they count as the oldest.
+    missing: str = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
 class Search:
-    """Nearest neighbours of `dense`; with `sparse` too, the two rankings fused by reciprocal rank fusion."""
+    """Nearest neighbours of `dense`; with `sparse` too, the two rankings fused by reciprocal rank fusion.
+
+    `diversity` re-ranks the candidates by maximal marginal relevance (Qdrant's MMR on the dense
+    vector; 0 = relevance only, 1 = diversity only) and `recency` re-scores them by age; with both,
+    MMR picks `limit` points and recency orders them."""
 
     dense_name: str
     dense: list[float]
@@ -97,8 +114,39 @@ class Search:
     score_threshold: float | None = None
     sparse_name: str | None = None
     sparse: SparseVector | None = None
-    # Candidates each ranking contributes to the fusion.
+    # Candidates each ranking contributes to the fusion, and that MMR and recency re-rank.
     candidates: int = 0
+    diversity: float | None = None
+    recency: Recency | None = None
+
+    @property
+    def hybrid(self) -> bool:
+        return self.sparse is not None and self.sparse_name is not None
+
+    @property
+    def reranked(self) -> bool:
+        return self.diversity is not None or self.recency is not None
+
+
+@dataclass(frozen=True)
+class OrderedScroll:
+    """Points that have a datetime at `key` (with a payload index on it), in that order.
+
+    `start_from` (inclusive) lets the engine start in its index instead of skipping there; the
+    filter still decides what is returned. Ties come back in no particular order."""
+
+    key: str
+    descending: bool
+    limit: int
+    filter: Filter | None = None
+    start_from: str | None = None  # RFC 3339
+
+
+@dataclass(frozen=True)
+class OrderedPoint:
+    point: Point
+    # The key's value as the engine orders it (microseconds since the epoch for a datetime), if it says.
+    order_value: int | float | None
 
 
 # The kinds of StorageCondition, stable names for /readyz, alerts and the conditions metric:
@@ -143,6 +191,12 @@ class Backend(Protocol):
         (calls after that raise QdrantUnavailable)."""
         ...
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether this process is the storage's only writer (an embedded folder it has locked, or
+        local mode): then what it did not write, nobody did."""
+        ...
+
     async def ping(self) -> None: ...
 
     def conditions(self) -> list[StorageCondition]:
@@ -178,7 +232,9 @@ class Backend(Protocol):
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]: ...
 
-    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]: ...
+    async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
+        """The points that exist among `ids`, with their payloads (and vectors when asked)."""
+        ...
 
     async def count(self, collection: str, filter: Filter | None = None) -> int: ...
 
@@ -186,6 +242,22 @@ class Backend(Protocol):
 
     async def delete_matching(self, collection: str, filter: Filter) -> None: ...
 
-    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
-        """A page of points with their vectors, in id order (for copying a collection)."""
+    async def overwrite_payload(self, collection: str, point_id: PointId, payload: dict[str, Any]) -> None:
+        """Replace one point's whole payload, its vectors untouched; acknowledged like upsert.
+        A point that does not exist raises QdrantRejected."""
+        ...
+
+    async def scroll(
+        self,
+        collection: str,
+        offset: PointId | None,
+        limit: int,
+        filter: Filter | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
+        """A page of points with their payloads, in id order from `offset` (inclusive)."""
+        ...
+
+    async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
+        """Points (with payloads) ordered by a datetime payload key; see OrderedScroll."""
         ...

@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from . import StorageCondition, checkpoints, diskspace, files, generations, optimize
-from .edge_types import first_line
+from .edge_requests import first_line
 from .generations import EngineRunner, LiveCollection
 
 log = logging.getLogger(__name__)

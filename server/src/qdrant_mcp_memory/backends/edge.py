@@ -10,7 +10,10 @@ event loop) and stays short. Building the HNSW index (`optimize`) takes seconds 
 and would freeze the process; it runs instead in a child process on a copy of the shard,
 while searches and writes go on against the live one. Writes made meanwhile are replayed
 onto the optimized copy, which then replaces the live shard in one step (loading an
-optimized shard maps its files: a fraction of a second even at 100 000 points).
+optimized shard maps its files: a fraction of a second even at 100 000 points). How a
+collection's folder and its generations change safely is `generations.py`; how the seam's
+requests become the engine's is `edge_requests.py`; this module is the engine adapter and
+decides when a build runs.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from . import (
     DenseVector,
     FieldType,
     NewCollection,
+    OrderedPoint,
+    OrderedScroll,
     Page,
     Point,
     PointId,
@@ -50,7 +55,14 @@ from . import (
 from .builds import IndexBuilds
 from .diskspace import DiskSpace
 from .durability import DEFAULT_INTERVAL_S, FsyncMode, WalSync
-from .edge_types import first_line, from_record, query_request, render_filter
+from .edge_requests import (
+    first_line,
+    from_record,
+    ordered_scroll_request,
+    render_filter,
+    scroll_request,
+    search_request,
+)
 from .generations import LiveCollection
 from .root import collection_folder
 
@@ -66,11 +78,15 @@ OPTIMIZE_AT_UNINDEXED = 8_000
 # Writes count as paused after this long without one: then the shard is flushed (bounding what
 # a crash would replay from the WAL) and, if enough is unindexed, an index build starts.
 QUIET_S = 2.0
-# Candidates explored per search in the HNSW graph (Qdrant's default is 100): a little more
-# recall for a memory store's small limits, at a cost far below the query's embedding.
-SEARCH_EF = 128
-_INDEX_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "boolean": "Bool"}
-_SCHEMA_NAMES = {"Keyword": "keyword", "Integer": "integer", "Float": "float", "Bool": "bool", "Text": "text"}
+_INDEX_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "boolean": "Bool", "datetime": "Datetime"}
+_SCHEMA_NAMES = {
+    "Keyword": "keyword",
+    "Integer": "integer",
+    "Float": "float",
+    "Bool": "bool",
+    "Text": "text",
+    "Datetime": "datetime",
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,10 @@ class EdgeBackend:
             if self.config.temporary
             else f"embedded Qdrant Edge at {self.root}"
         )
+
+    @property
+    def exclusive(self) -> bool:
+        return True  # the folder's lock keeps every other process out
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -213,13 +233,13 @@ class EdgeBackend:
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]:
         found = self._get(collection)
-        points = await self._run(found.shard.query, query_request(search, SEARCH_EF))
+        points = await self._run(found.shard.query, search_request(search))
         return [ScoredPoint(point_id_of(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
-    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
+    async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
         found = self._get(collection)
-        records = await self._run(found.shard.retrieve, list(ids), False, False)
-        return [point_id_of(record.id) for record in records]
+        records = await self._run(found.shard.retrieve, list(ids), True, with_vectors)
+        return [from_record(record) for record in records]
 
     async def count(self, collection: str, filter: f.Filter | None = None) -> int:
         import qdrant_edge as qe
@@ -227,14 +247,23 @@ class EdgeBackend:
         found = self._get(collection)
         return int(await self._run(found.shard.count, qe.CountRequest(exact=True, filter=render_filter(filter))))
 
-    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
-        import qdrant_edge as qe
-
+    async def scroll(
+        self,
+        collection: str,
+        offset: PointId | None,
+        limit: int,
+        filter: f.Filter | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
         found = self._get(collection)
-        request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
-        records, next_offset = await self._run(found.shard.scroll, request)
+        records, next_offset = await self._run(found.shard.scroll, scroll_request(offset, limit, filter, with_vectors))
         points = [from_record(record) for record in records]
         return Page(points, point_id_of(next_offset) if next_offset is not None else None)
+
+    async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
+        found = self._get(collection)
+        records, _ = await self._run(found.shard.scroll, ordered_scroll_request(scroll))
+        return [OrderedPoint(from_record(record), record.order_value) for record in records]
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -291,6 +320,11 @@ class EdgeBackend:
         if rendered is None:
             raise QdrantRejected("refusing to delete with an empty filter")
         await self._write(collection, qe.UpdateOperation.delete_points_by_filter(rendered), count=1)
+
+    async def overwrite_payload(self, collection: str, point_id: PointId, payload: dict[str, Any]) -> None:
+        import qdrant_edge as qe
+
+        await self._write(collection, qe.UpdateOperation.overwrite_payload([point_id], payload), count=1)
 
     async def _write(self, collection: str, operation: qe.UpdateOperation, count: int) -> None:
         """Apply a write when the disk has room for it, and return once it is acknowledged (durability.py)."""

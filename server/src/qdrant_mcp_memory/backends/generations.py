@@ -34,7 +34,7 @@ import anyio.to_thread
 
 from ..errors import QdrantUnavailable
 from . import checkpoints, diskspace, files
-from .edge_types import first_line
+from .edge_requests import first_line
 
 if TYPE_CHECKING:
     import qdrant_edge as qe

@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -28,6 +27,8 @@ from . import (
     DiskSpace,
     FieldType,
     NewCollection,
+    OrderedPoint,
+    OrderedScroll,
     Page,
     Point,
     PointId,
@@ -38,6 +39,7 @@ from . import (
     dense_of,
     point_id_of,
 )
+from .remote_requests import as_datetime, query_arguments, render_filter
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient, models
@@ -49,11 +51,11 @@ T = TypeVar("T")
 # fast instead of holding them. Writes wait for Qdrant's acknowledgement, so they get longer.
 READ_DEADLINE_S = 3.0
 WRITE_DEADLINE_S = 10.0
-WRITES = frozenset({"upsert", "delete", "create_collection", "create_payload_index"})
+WRITES = frozenset({"upsert", "delete", "create_collection", "create_payload_index", "overwrite_payload"})
 # Pauses between the attempts at a transient failure (refused, reset, timed out, 502/503/504).
 RETRY_PAUSES_S = (0.2, 0.6)
 _TRANSIENT_STATUS = frozenset({502, 503, 504})
-_INDEX_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "boolean": "bool"}
+_INDEX_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "boolean": "bool", "datetime": "datetime"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class RemoteBackend:
         if self.config.url:
             return f"Qdrant at {self.config.url}"
         return f"qdrant-client local mode at {self.config.path}"
+
+    @property
+    def exclusive(self) -> bool:
+        return not self.config.url  # local mode locks its folder; a server has other clients
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -184,58 +190,23 @@ class RemoteBackend:
         await self._call("upsert", collection, lambda: self.client.upsert(collection, points=structs, wait=True))
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]:
-        from qdrant_client import models
-
-        query_filter = _filter(search.filter)
-        if search.sparse is None or search.sparse_name is None:
-            response = await self._call(
-                "query_points",
-                collection,
-                lambda: self.client.query_points(
-                    collection,
-                    query=search.dense,
-                    using=search.dense_name,
-                    limit=search.limit,
-                    score_threshold=search.score_threshold,
-                    query_filter=query_filter,
-                    with_payload=True,
-                ),
-            )
-        else:
-            sparse = models.SparseVector(indices=search.sparse.indices, values=search.sparse.values)
-            prefetch = [
-                models.Prefetch(
-                    query=search.dense,
-                    using=search.dense_name,
-                    limit=search.candidates,
-                    filter=query_filter,
-                    score_threshold=search.score_threshold,
-                ),
-                models.Prefetch(query=sparse, using=search.sparse_name, limit=search.candidates, filter=query_filter),
-            ]
-            response = await self._call(
-                "query_points",
-                collection,
-                lambda: self.client.query_points(
-                    collection,
-                    prefetch=prefetch,
-                    query=models.FusionQuery(fusion=models.Fusion.RRF),
-                    limit=search.limit,
-                    query_filter=query_filter,
-                    with_payload=True,
-                ),
-            )
+        arguments = query_arguments(search)
+        response = await self._call(
+            "query_points", collection, lambda: self.client.query_points(collection, **arguments)
+        )
         return [ScoredPoint(point_id_of(point.id), point.score, point.payload or {}) for point in response.points]
 
-    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
+    async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
         found = await self._call(
-            "retrieve", collection, lambda: self.client.retrieve(collection, list(ids), with_payload=False)
+            "retrieve",
+            collection,
+            lambda: self.client.retrieve(collection, list(ids), with_payload=True, with_vectors=with_vectors),
         )
-        return [point_id_of(record.id) for record in found]
+        return [_point(record) for record in found]
 
     async def count(self, collection: str, filter: f.Filter | None = None) -> int:
         counted = await self._call(
-            "count", collection, lambda: self.client.count(collection, count_filter=_filter(filter), exact=True)
+            "count", collection, lambda: self.client.count(collection, count_filter=render_filter(filter), exact=True)
         )
         return int(counted.count)
 
@@ -248,17 +219,69 @@ class RemoteBackend:
     async def delete_matching(self, collection: str, filter: f.Filter) -> None:
         from qdrant_client import models
 
-        selector = models.FilterSelector(filter=_render(filter))
+        rendered = render_filter(filter)
+        if rendered is None:
+            raise QdrantRejected("refusing to delete with an empty filter")
+        selector = models.FilterSelector(filter=rendered)
         await self._call("delete", collection, lambda: self.client.delete(collection, selector, wait=True))
 
-    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
+    async def overwrite_payload(self, collection: str, point_id: PointId, payload: dict[str, Any]) -> None:
+        try:
+            await self._call(
+                "overwrite_payload",
+                collection,
+                lambda: self.client.overwrite_payload(collection, payload=payload, points=[point_id], wait=True),
+            )
+        except CollectionNotFound:
+            # Qdrant answers 404 for a missing point too (local mode raises KeyError).
+            if await self.describe(collection) is None:
+                raise
+            raise QdrantRejected(f"no point {point_id} in collection {collection!r}") from None
+
+    async def scroll(
+        self,
+        collection: str,
+        offset: PointId | None,
+        limit: int,
+        filter: f.Filter | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
         records, next_offset = await self._call(
             "scroll",
             collection,
-            lambda: self.client.scroll(collection, limit=limit, offset=offset, with_payload=True, with_vectors=True),
+            lambda: self.client.scroll(
+                collection,
+                scroll_filter=render_filter(filter),
+                limit=limit,
+                offset=offset,
+                with_payload=True,
+                with_vectors=with_vectors,
+            ),
         )
         points = [_point(record) for record in records]
         return Page(points, point_id_of(next_offset) if next_offset is not None else None)
+
+    async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
+        from qdrant_client import models
+
+        order = models.OrderBy(
+            key=scroll.key,
+            direction=models.Direction.DESC if scroll.descending else models.Direction.ASC,
+            start_from=as_datetime(scroll.start_from),
+        )
+        records, _ = await self._call(
+            "scroll",
+            collection,
+            lambda: self.client.scroll(
+                collection,
+                scroll_filter=render_filter(scroll.filter),
+                limit=scroll.limit,
+                order_by=order,
+                with_payload=True,
+                with_vectors=False,
+            ),
+        )
+        return [OrderedPoint(_point(record), record.order_value) for record in records]
 
     # -- errors and retries -------------------------------------------------------------
 
@@ -304,6 +327,8 @@ class RemoteBackend:
         if isinstance(exc, ValueError) and collection is not None and "not found" in str(exc).lower():
             # Local mode raises ValueError("Collection x not found").
             return CollectionNotFound(f"collection {collection!r} does not exist")
+        if isinstance(exc, KeyError) and operation == "overwrite_payload":
+            return QdrantRejected(f"no point {exc} in collection {collection!r}")
         return QdrantRejected(f"Qdrant {operation} failed: {exc}")
 
     def _unavailable(self, reason: str) -> QdrantUnavailable:
@@ -311,10 +336,6 @@ class RemoteBackend:
             f"{self.description} is unreachable ({reason}): check QDRANT_URL and that Qdrant is running; "
             "the call can be retried"
         )
-
-
-def _datetime(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _cause(exc: BaseException) -> str:
@@ -374,53 +395,3 @@ def _point(record: models.Record) -> Point:
         elif (values := dense_of(vector)) is not None:  # multivectors (lists of lists) are not this layout's
             dense[name] = values
     return Point(point_id_of(record.id), dense, record.payload or {}, sparse)
-
-
-def _filter(flt: f.Filter | None) -> models.Filter | None:
-    return _render(flt) if flt else None
-
-
-def _render(flt: f.Filter) -> models.Filter:
-    from qdrant_client import models
-
-    def conditions(items: Sequence[f.Condition]) -> list[models.Condition] | None:
-        return [condition(item) for item in items] or None
-
-    def condition(item: f.Condition) -> models.Condition:
-        if isinstance(item, f.Filter):
-            return _render(item)
-        if isinstance(item, f.IsEmpty):
-            return models.IsEmptyCondition(is_empty=models.PayloadField(key=item.key))
-        if isinstance(item, f.IsNull):
-            return models.IsNullCondition(is_null=models.PayloadField(key=item.key))
-        if isinstance(item, f.HasId):
-            return models.HasIdCondition(has_id=list(item.ids))
-        if isinstance(item, f.Nested):
-            return models.NestedCondition(nested=models.Nested(key=item.key, filter=_render(item.filter)))
-        return models.FieldCondition(key=item.key, **field_check(item.check))
-
-    def field_check(check: f.Match | f.Range | f.DatetimeRange) -> dict[str, Any]:
-        if isinstance(check, f.MatchValue):
-            return {"match": models.MatchValue(value=check.value)}
-        if isinstance(check, f.MatchAny):
-            return {"match": models.MatchAny(any=check.listed())}
-        if isinstance(check, f.MatchExcept):
-            return {"match": models.MatchExcept(**{"except": check.listed()})}
-        if isinstance(check, f.MatchText):
-            return {"match": models.MatchText(text=check.text)}
-        if isinstance(check, f.DatetimeRange):
-            bounds = {name: _datetime(getattr(check, name)) for name in ("gt", "gte", "lt", "lte")}
-            return {"range": models.DatetimeRange(**bounds)}
-        return {"range": models.Range(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)}
-
-    min_should = None
-    if flt.min_should:
-        min_should = models.MinShould(
-            conditions=conditions(flt.min_should.conditions) or [], min_count=flt.min_should.min_count
-        )
-    return models.Filter(
-        must=conditions(flt.must),
-        should=conditions(flt.should),
-        must_not=conditions(flt.must_not),
-        min_should=min_should,
-    )

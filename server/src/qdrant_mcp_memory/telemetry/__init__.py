@@ -18,6 +18,7 @@ from opentelemetry import metrics, trace
 
 from .. import __version__
 from ..settings import Settings
+from ..store import MemoryEvents
 from .instruments import BoundedValues, Instruments, Probes
 from .providers import Providers, TelemetryConfigError, build_providers
 
@@ -73,6 +74,14 @@ class Telemetry:
 
         server = _server(url, 6333) if url and url != ":memory:" else None
         return ObservedBackend(backend, self._tracer, self._instruments, self.names, server)
+
+    def memory_events(self) -> MemoryEvents | None:
+        """What counts the memories created, updated and expired; None when telemetry is off."""
+        if not self.enabled:
+            return None
+        from .observed import ObservedMemoryEvents
+
+        return ObservedMemoryEvents(self._instruments, self.names)
 
     def observe_server(self, mcp: MCPServer, tools: Iterable[str]) -> None:
         """Append the message middleware (inside the SDK's own span) and learn the tool names."""

@@ -118,6 +118,17 @@ class Instruments:
         self.hits_returned = meter.create_counter(
             "qdrant_mcp.hits.returned", unit="{hit}", description="Search hits returned by find"
         )
+        self.memories_created = meter.create_counter(
+            "qdrant_mcp.memories.created", unit="{memory}", description="Memories stored for the first time"
+        )
+        self.memories_updated = meter.create_counter(
+            "qdrant_mcp.memories.updated",
+            unit="{memory}",
+            description="Memories written again: stored anew, replaced as near-duplicates, or updated",
+        )
+        self.memories_expired = meter.create_counter(
+            "qdrant_mcp.memories.expired", unit="{memory}", description="Expired memories deleted"
+        )
         meter.create_observable_gauge(
             "process.memory.usage", callbacks=[_memory_usage], unit="By", description="Resident memory of the process"
         )

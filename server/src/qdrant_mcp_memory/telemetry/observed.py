@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -23,6 +23,8 @@ from ..backends import (
     DiskSpace,
     FieldType,
     NewCollection,
+    OrderedPoint,
+    OrderedScroll,
     Page,
     Point,
     PointId,
@@ -140,6 +142,27 @@ class ObservedEmbedder:
                 self.instruments.embedding_duration.record(time.perf_counter() - start, model)
 
 
+class ObservedMemoryEvents:
+    """Counts the memories each write created, updated or let expire, per collection."""
+
+    def __init__(self, instruments: Instruments, names: BoundedValues) -> None:
+        self.instruments = instruments
+        self.names = names
+
+    def created(self, collection: str, count: int) -> None:
+        self._add(self.instruments.memories_created, collection, count)
+
+    def updated(self, collection: str, count: int) -> None:
+        self._add(self.instruments.memories_updated, collection, count)
+
+    def expired(self, collection: str, count: int) -> None:
+        self._add(self.instruments.memories_expired, collection, count)
+
+    def _add(self, counter: metrics.Counter, collection: str, count: int) -> None:
+        if count:
+            counter.add(count, {"db.collection.name": self.names.collection(collection, exists=True)})
+
+
 @dataclass
 class _Operation:
     span: Span
@@ -169,6 +192,10 @@ class ObservedBackend:
     @property
     def description(self) -> str:
         return self.backend.description
+
+    @property
+    def exclusive(self) -> bool:
+        return self.backend.exclusive
 
     def running(self) -> AbstractAsyncContextManager[None]:
         return self.backend.running()
@@ -215,9 +242,9 @@ class ObservedBackend:
         self.instruments.hits_returned.add(len(hits), self._collection(collection))
         return hits
 
-    async def existing_ids(self, collection: str, ids: Sequence[PointId]) -> list[PointId]:
+    async def retrieve(self, collection: str, ids: Sequence[PointId], with_vectors: bool = False) -> list[Point]:
         with self._operation("retrieve", collection) as operation:
-            found = await self.backend.existing_ids(collection, ids)
+            found = await self.backend.retrieve(collection, ids, with_vectors)
             operation.rows = len(found)
         return found
 
@@ -235,11 +262,28 @@ class ObservedBackend:
         with self._operation("delete", collection):
             await self.backend.delete_matching(collection, filter)
 
-    async def scroll(self, collection: str, offset: PointId | None, limit: int) -> Page:
+    async def overwrite_payload(self, collection: str, point_id: PointId, payload: dict[str, Any]) -> None:
+        with self._operation("overwrite_payload", collection):
+            await self.backend.overwrite_payload(collection, point_id, payload)
+
+    async def scroll(
+        self,
+        collection: str,
+        offset: PointId | None,
+        limit: int,
+        filter: Filter | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
         with self._operation("scroll", collection) as operation:
-            page = await self.backend.scroll(collection, offset, limit)
+            page = await self.backend.scroll(collection, offset, limit, filter, with_vectors)
             operation.rows = len(page.points)
         return page
+
+    async def scroll_ordered(self, collection: str, scroll: OrderedScroll) -> list[OrderedPoint]:
+        with self._operation("scroll", collection) as operation:
+            points = await self.backend.scroll_ordered(collection, scroll)
+            operation.rows = len(points)
+        return points
 
     def _collection(self, collection: str, *, exists: bool = True) -> dict[str, Any]:
         return {"db.collection.name": self.names.collection(collection, exists=exists)}

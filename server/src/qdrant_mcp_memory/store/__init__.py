@@ -1,0 +1,63 @@
+"""Memories in Qdrant collections laid out as the official server lays them out.
+
+One named dense vector `fast-<model>` (cosine) and the payload `{"document", "metadata"}`,
+so a collection moves unchanged between the official server, a Qdrant server and the
+embedded engine; this server's times (`created_at`, `updated_at`, `expires_at`) sit beside
+them (payload.py). In hybrid mode, new collections also get a BM25 sparse vector (IDF
+modifier) and searches fuse both rankings; collections without it are searched dense-only.
+
+The store is one object made of its parts: the shared state and collection layouts
+(collections.py), writes (writes.py, near-duplicates in duplicates.py), reads (reads.py),
+browsing (listing.py) and expiry (lifecycle.py).
+"""
+
+from __future__ import annotations
+
+from .collections import SPARSE_VECTOR
+from .lifecycle import Lifecycle
+from .listing import Listing
+from .model import (
+    CollectionDetails,
+    Duplicate,
+    Entry,
+    Fetched,
+    Found,
+    Hit,
+    IfSimilar,
+    Listed,
+    Memory,
+    MemoryEvents,
+    Order,
+    SparseEncoder,
+    StoreConfig,
+    Stored,
+    content_id,
+)
+from .payload import PayloadLayout
+from .reads import Reads
+from .writes import Writes
+
+__all__ = [
+    "SPARSE_VECTOR",
+    "CollectionDetails",
+    "Duplicate",
+    "Entry",
+    "Fetched",
+    "Found",
+    "Hit",
+    "IfSimilar",
+    "Listed",
+    "Memory",
+    "MemoryEvents",
+    "Order",
+    "PayloadLayout",
+    "QdrantStore",
+    "SparseEncoder",
+    "StoreConfig",
+    "Stored",
+    "content_id",
+]
+
+
+class QdrantStore(Writes, Reads, Listing, Lifecycle):
+    """Stores, finds, lists, changes, expires and deletes memories through a Backend."""

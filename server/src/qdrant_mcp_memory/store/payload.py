@@ -1,0 +1,101 @@
+"""Where a memory's parts sit in a point's payload: the one place that knows the layout.
+
+The official server's `{"document": ..., "metadata": ...}`, and beside them (never inside
+`metadata`) this server's times: `created_at`, `updated_at` and, when set, `expires_at`, all
+RFC 3339 UTC. Reading never fails on what another tool wrote: a missing or odd document reads
+as text, metadata that is not an object as none, a time that is not a string as absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from .. import times
+from ..backends import PointId
+from ..filters import Condition, DatetimeRange, FieldCondition, Filter
+from .model import Memory
+
+
+@dataclass(frozen=True)
+class PayloadLayout:
+    document_key: str = "document"
+    metadata_key: str = "metadata"
+    created_key: ClassVar[str] = "created_at"
+    updated_key: ClassVar[str] = "updated_at"
+    expires_key: ClassVar[str] = "expires_at"
+    # The payload keys that get a datetime index: what listing orders by and expiry filters on.
+    datetime_keys: ClassVar[tuple[str, ...]] = (created_key, expires_key)
+
+    def encode(self, memory: Memory, keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The payload of `memory`; `keep` is the payload it replaces: its other keys stay, and so do
+        its text and metadata as another tool wrote them (or left them out) unless they changed."""
+        payload = dict(keep or {})
+        if keep is None or memory.document != self._document(keep):
+            payload[self.document_key] = memory.document
+        if keep is None or memory.metadata != self._metadata(keep):
+            payload[self.metadata_key] = memory.metadata
+        for key, value in (
+            (self.created_key, memory.created_at),
+            (self.updated_key, memory.updated_at),
+            (self.expires_key, memory.expires_at),
+        ):
+            if value is None:
+                payload.pop(key, None)
+            else:
+                payload[key] = value
+        return payload
+
+    def decode(self, point_id: PointId, payload: Mapping[str, Any]) -> Memory:
+        return Memory(
+            id=point_id,
+            document=self._document(payload),
+            metadata=self._metadata(payload),
+            created_at=_text(payload.get(self.created_key)),
+            updated_at=_text(payload.get(self.updated_key)),
+            expires_at=_text(payload.get(self.expires_key)),
+        )
+
+    def _document(self, payload: Mapping[str, Any]) -> str:
+        document = payload.get(self.document_key)
+        if isinstance(document, str):
+            return document
+        return "" if document is None else json.dumps(document, ensure_ascii=False, default=str)
+
+    def _metadata(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        metadata = payload.get(self.metadata_key)
+        return metadata if isinstance(metadata, dict) else None
+
+    def is_expired(self, memory: Memory, moment: datetime) -> bool:
+        expires = times.stored_time(memory.expires_at)
+        return expires is not None and expires <= moment
+
+    # -- filters on the times -------------------------------------------------------------
+
+    def expired(self, moment: datetime) -> Condition:
+        """Points whose expiry has come."""
+        return FieldCondition(self.expires_key, DatetimeRange(lte=times.format_time(moment)))
+
+    def live(self, moment: datetime) -> Filter:
+        """Points not expired at `moment` (those without an expiry included)."""
+        return Filter(must_not=(self.expired(moment),))
+
+    def created(
+        self, after: datetime | None = None, before: datetime | None = None, *, up_to: datetime | None = None
+    ) -> Condition | None:
+        """Points created after `after` and before `before` (both exclusive), and no later than `up_to`."""
+        bounds = {
+            "gt": times.format_time(after) if after else None,
+            "lt": times.format_time(before) if before else None,
+            "lte": times.format_time(up_to) if up_to else None,
+        }
+        if not any(bounds.values()):
+            return None
+        return FieldCondition(self.created_key, DatetimeRange(**bounds))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

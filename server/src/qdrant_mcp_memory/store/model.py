@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..backends import DenseVector, PointId, SparseVector
+from ..backends import DEFAULT_FUSION, DenseVector, Fusion, PointId, SparseVector
 from ..settings import FilterableField
 
 # Point ids derived from content live in their own UUID namespace (stable across releases).
@@ -57,6 +57,8 @@ class StoreConfig:
     filterable: tuple[FilterableField, ...] = ()
     # Hybrid search: new collections get the sparse vector; searches fuse dense and BM25.
     hybrid: bool = False
+    # How a hybrid search merges the dense and BM25 rankings.
+    fusion: Fusion = DEFAULT_FUSION
     # Cosine similarity at or above which if_similar treats two texts as the same memory.
     similarity_threshold: float = 0.95
 

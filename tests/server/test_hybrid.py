@@ -114,7 +114,7 @@ FUSIONS: dict[str, Fusion | None] = {
     "RRF weighted (1 : 3)": Fusion("rrf", (1.0, 3.0)),
     "DBSF": Fusion("dbsf"),
 }
-DEFAULT_FUSION = next(name for name, fusion in FUSIONS.items() if fusion == DEFAULT_FUSION)
+DEFAULT_ROW = next(name for name, fusion in FUSIONS.items() if fusion == DEFAULT_FUSION)
 
 
 async def test_the_default_fusion_separates_look_alikes_that_rrf_ties(
@@ -139,7 +139,7 @@ async def test_the_default_fusion_separates_look_alikes_that_rrf_ties(
     print(f"fusions on {engine} ({len(twins)} look-alike queries):")
     print(markdown_table(table))
     write_figures(f"fusion-{engine}", table)
-    chosen, rrf = table[DEFAULT_FUSION], table["RRF"]
+    chosen, rrf = table[DEFAULT_ROW], table["RRF"]
     assert chosen["all look-alikes @1"] >= 0.95 and chosen["paraphrase @5"] >= rrf["paraphrase @5"], table
     # Where dense search puts the wrong twin first, plain RRF often scores the twins alike (a tie the
     # engine breaks at random, so the table's RRF row varies from run to run); the default ranks the right one first.

@@ -13,15 +13,21 @@ import random
 from collections.abc import Callable
 
 import pytest
+from evaluation import RememberingModel, markdown_table, write_figures
 from look_alikes import families
-from store_engines import StoreFactory
+from store_engines import LoadedModel, StoreFactory
 
 from qdrant_mcp_memory.backends import DEFAULT_FUSION, Fusion
 from qdrant_mcp_memory.store import Entry, QdrantStore
-from support import REPO
 
 pytestmark = pytest.mark.anyio
 Unique = Callable[[str], str]
+
+
+@pytest.fixture(scope="session")
+def model(model: LoadedModel) -> LoadedModel:
+    return RememberingModel(model)
+
 
 CAUSES = ["a certificate rotation", "a network partition", "a database failover", "a config push", "a disk alert"]
 CITIES = ["Munich", "Hamburg", "Berlin", "Vienna", "Zurich"]
@@ -152,20 +158,6 @@ async def test_the_default_fusion_separates_look_alikes_that_rrf_ties(
             found = await store.find(collection, query, limit=2)
             assert found is not None and len(found.hits) == 2
             assert found.hits[0].document == note and found.hits[0].score > found.hits[1].score, (query, found.hits)
-
-
-def markdown_table(table: dict[str, dict[str, float]]) -> str:
-    columns = list(next(iter(table.values())))
-    lines = [f"| | {' | '.join(columns)} |", f"|---|{'---|' * len(columns)}"]
-    lines += [f"| {name} | {' | '.join(f'{row[c]:.2f}' for c in columns)} |" for name, row in table.items()]
-    return "\n".join(lines)
-
-
-def write_figures(name: str, figures: object) -> None:
-    """The evaluation's figures in .cache/eval/<name>.json (the README's tables come from them)."""
-    out = REPO / ".cache" / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 async def test_a_collection_without_the_sparse_vector_is_searched_dense_only_and_says_so(

@@ -27,6 +27,9 @@ DEFAULT_FIND_DESCRIPTION = (
     " - Get some personal information about the user"
 )
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Cosine similarity from which if_similar takes two texts for one memory: measured with the default
+# model on paraphrases and look-alike distinct facts (README, "How similar is a duplicate").
+SIMILARITY_THRESHOLD = 0.97
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 Provider = Literal["fastembed", "openai"]
@@ -182,7 +185,9 @@ class Settings(BaseSettings):
     allow_arbitrary_filter: bool = Field(False, validation_alias=_env("QDRANT_ALLOW_ARBITRARY_FILTER"))
     filterable_fields: list[FilterableField] | None = Field(None, validation_alias=_env("FILTERABLE_FIELDS"))
     # Cosine similarity from which if_similar (skip / replace) takes two texts for the same memory.
-    similarity_threshold: float = Field(0.95, validation_alias=_env("QDRANT_SIMILARITY_THRESHOLD"), gt=0, le=1)
+    similarity_threshold: float = Field(
+        SIMILARITY_THRESHOLD, validation_alias=_env("QDRANT_SIMILARITY_THRESHOLD"), gt=0, le=1
+    )
     # Seconds between background deletions of expired memories (they are hidden from reads at once).
     purge_interval: float = Field(60, validation_alias=_env("QDRANT_PURGE_INTERVAL"), ge=1, le=86_400)
 

@@ -1,6 +1,7 @@
-"""Pairs for measuring `if_similar`'s threshold: a stored note and a new text that either says the same
-thing (a paraphrase: skipping it loses nothing) or a different thing in mostly the same words (a
-distinct fact: skipping it loses a memory). Made from templates, so every run is the same.
+"""Pairs for measuring `if_similar`'s threshold: a stored note and a new text that either says
+the same thing (a paraphrase, or the note typed again: skipping it loses nothing) or a different
+thing in mostly the same words (a distinct fact: skipping it loses a memory). Made from
+templates, so every run is the same.
 
 Each template is (note, the same fact reworded, another subject in the note's words) with `{v}` for
 its value; every template has four values, and round r of the evaluation stores value r of every
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Which kinds are the same fact (a skip is right) and which are not (a skip loses a memory).
-SAME = ("reworded", "restated")
+SAME = ("reworded", "restated", "retyped")
 DISTINCT = ("another value", "another subject")
 ROUNDS = 4
 
@@ -163,6 +164,8 @@ TEMPLATES: list[tuple[str, str, str, list[str]]] = [
     ),
 ]
 RESTATED = ["Note: {0}", "Remember: {0}", "FYI, {0}", "{0} (noted today)"]
+# The same sentence typed again a little differently: its end, its case.
+RETYPED = [lambda text: text[:-1] + "!", lambda text: text[:-1], lambda text: text.lower(), lambda text: text + ".."]
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def _upper_first(text: str) -> str:
 
 
 def pairs() -> list[Pair]:
-    """Four pairs per template and round: reworded, restated, another value, another subject."""
+    """Five pairs per template and round: reworded, restated, retyped, another value, another subject."""
     made = []
     for at, (note, reworded, other, values) in enumerate(TEMPLATES):
         assert len(values) == ROUNDS, note
@@ -197,6 +200,7 @@ def pairs() -> list[Pair]:
             texts = {
                 "reworded": _upper_first(reworded.format(v=value)),
                 "restated": restated,
+                "retyped": RETYPED[(at + r) % len(RETYPED)](stored),
                 "another value": note.format(v=values[(r + 1) % ROUNDS]),
                 "another subject": other.format(v=value),
             }

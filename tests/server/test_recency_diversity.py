@@ -2,8 +2,8 @@
 
 Recency: each fact in four versions ("The team standup moved to 9:30." … "… to 11:15."), stored
 40, 25, 12 and 2 days ago; asked its question, does find put the newest version first? Diversity:
-each fact's newest version with its reworded and restated twins; how many distinct facts are in
-the top five, and is the right one still first? The tables are printed and written to
+each fact's newest version with its reworded, restated and retyped twins; how many distinct facts
+are in the top five, and is the right one still first? The tables are printed and written to
 .cache/eval/recency-edge.json and diversity-edge.json (the README's come from them). Qdrant
 Edge only: both re-rank with Qdrant's own formula, the same on every engine (the behavioural
 tests in test_lifecycle.py run them everywhere).
@@ -100,7 +100,7 @@ async def test_diversity_keeps_near_duplicates_from_filling_the_top_five(
                 "distinct facts in top 5": sum(len({fact_of[text] for text in found}) for found in tops) / len(made),
                 "the fact @1": score(fact_of[found[0]] == at for at, found in enumerate(tops)),
             }
-    print(f"diversity on {len(made)} facts, each stored three times (the fact, reworded, restated):")
+    print(f"diversity on {len(made)} facts, each stored four times (the fact, reworded, restated, retyped):")
     print(markdown_table(table))
     write_figures("diversity-edge", table)
     off, chosen = table["off"], table["0.5"]

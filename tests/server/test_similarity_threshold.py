@@ -1,8 +1,8 @@
 """How similar is a near-duplicate? The measurement behind QDRANT_SIMILARITY_THRESHOLD.
 
 Pairs from duplicate_pairs.py: a stored note, then a text stored with `if_similar=skip`, either
-the same fact (reworded, restated) or a distinct one in mostly the same words (another value,
-another subject). `skip` compares a text with the stored note it resembles most; so the
+the same fact (reworded, restated, retyped) or a distinct one in mostly the same words (another
+value, another subject). `skip` compares a text with the stored note it resembles most; so the
 measurement takes, per text, the cosine of the model's vectors with the nearest note of its
 round, and whether that note is its own (a skip is right when the text is the same fact and the
 point it names is its note). Precision and recall at each threshold follow; the store itself then
@@ -117,7 +117,7 @@ async def test_the_default_similarity_threshold_keeps_its_measured_precision_and
     found = await nearest_notes(model, made)
     spread = distribution(made, found)
     table = {f"{threshold:.2f}": scores(made, found, threshold) for threshold in THRESHOLDS}
-    print(f"cosine similarity of {len(made)} pairs ({len(made) // 4} per kind):")
+    print(f"cosine similarity of {len(made)} pairs ({len(made) // len(SAME + DISTINCT)} per kind):")
     print(markdown_table(spread, digits=3))
     print("if_similar=skip by threshold:")
     print(markdown_table(table))
@@ -127,6 +127,7 @@ async def test_the_default_similarity_threshold_keeps_its_measured_precision_and
     rule = next(t for t in THRESHOLDS if scores(made, found, t)["distinct facts lost"] <= MAX_LOST)
     assert rule == SIMILARITY_THRESHOLD, table
     chosen = scores(made, found, SIMILARITY_THRESHOLD)
-    assert chosen["precision"] >= 0.85 and chosen["recall"] >= 0.2 and chosen["skips restated"] >= 0.4, chosen
+    assert chosen["precision"] >= 0.93 and chosen["recall"] >= 0.4, chosen
+    assert chosen["skips retyped"] >= 0.8 and chosen["skips restated"] >= 0.4, chosen
     # The table is what the store does at its default threshold (from its configuration).
     await check_skips(open_store, unique, made, found)

@@ -1,6 +1,7 @@
 """Facts that changed over time, and the questions that ask for them, for the recency and diversity
 evaluation. The facts are duplicate_pairs.py's templates: each of its four values is one version of
-the fact, stored days apart, and the newest has its reworded and restated twins (near-duplicates)."""
+the fact, stored days apart, and the newest has its reworded, restated and retyped twins
+(near-duplicates)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ AGES = (40, 25, 12, 2)
 class Fact:
     question: str
     versions: list[str]  # oldest first: the last is the fact as it is now
-    twins: list[str]  # the newest version reworded and restated: the same fact again
+    twins: list[str]  # the newest version reworded, restated and retyped: the same fact again
 
 
 def facts() -> list[Fact]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from store_engines import ENGINES, MODEL, SERVER_ENGINES, VECTOR, LoadedModel, StoreFactory
 
-from qdrant_mcp_memory.backends import Backend
+from qdrant_mcp_memory.backends import DEFAULT_FUSION, Backend, Fusion
 from qdrant_mcp_memory.backends.edge import EdgeBackend, EmbeddedConfig
 from qdrant_mcp_memory.backends.remote import RemoteBackend, RemoteConfig
 from qdrant_mcp_memory.embeddings.fastembed import FastEmbedModel
@@ -74,13 +74,15 @@ def engine(request: pytest.FixtureRequest) -> str:
 def open_store(
     engine: str, scheduler: EmbeddingScheduler, tmp_path: Path, request: pytest.FixtureRequest
 ) -> StoreFactory:
-    """A factory: `async with open_store(hybrid=True, filterable=[...]) as store:`; data stays in tmp_path."""
+    """A factory: `async with open_store(hybrid=True, fusion=..., filterable=[...]) as store:`; data in tmp_path."""
     server = request.getfixturevalue("qdrant_server") if engine in SERVER_ENGINES else None
 
     @asynccontextmanager
-    async def opened(hybrid: bool = False, filterable: Sequence[FilterableField] = ()) -> AsyncIterator[QdrantStore]:
+    async def opened(
+        hybrid: bool = False, filterable: Sequence[FilterableField] = (), fusion: Fusion = DEFAULT_FUSION
+    ) -> AsyncIterator[QdrantStore]:
         backend = make_backend(engine, tmp_path, server)
-        config = StoreConfig(vector_name=VECTOR, filterable=tuple(filterable), hybrid=hybrid)
+        config = StoreConfig(vector_name=VECTOR, filterable=tuple(filterable), hybrid=hybrid, fusion=fusion)
         async with backend.running():
             yield QdrantStore(backend, scheduler, config, Bm25Encoder())
 

@@ -102,7 +102,12 @@ async def test_a_lifecycle_session(shared_server: ServerProcess) -> None:
         skipped = await call(
             client,
             "qdrant-store",
-            {"information": "The standup moved to 10:00!", "if_similar": "skip", "collection_name": notes},
+            {
+                "information": "The standup moved to 10:00!",
+                "if_similar": "skip",
+                "similarity": 0.95,
+                "collection_name": notes,
+            },
         )
         assert skipped["outcome"] == "skipped" and skipped["duplicate_of"] == first["id"] == skipped["id"]
         found = await call(

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from qdrant_mcp_memory.app import select_embeddings, select_storage
+from qdrant_mcp_memory.backends import DEFAULT_FUSION
 from qdrant_mcp_memory.backends.edge import EdgeBackend
 from qdrant_mcp_memory.backends.remote import RemoteBackend
 from qdrant_mcp_memory.cli import load_settings, parse_args
@@ -86,6 +87,14 @@ def test_interval_durability_is_asked_for_by_name(env: pytest.MonkeyPatch) -> No
     backend = select_storage(Settings()).backend
     assert isinstance(backend, EdgeBackend)
     assert (backend.config.fsync, backend.config.fsync_interval_s) == ("interval", 0.25)
+
+
+def test_hybrid_fusion_is_dbsf_unless_rrf_and_its_weights_are_set(env: pytest.MonkeyPatch) -> None:
+    assert (Settings().hybrid_fusion, Settings().rrf_weights) == (DEFAULT_FUSION.method, None) == ("dbsf", None)
+    env.setenv("QDRANT_HYBRID_FUSION", "rrf")
+    assert Settings().rrf_weights is None
+    env.setenv("QDRANT_HYBRID_WEIGHTS", "1, 2.5")
+    assert Settings().rrf_weights == (1.0, 2.5)
 
 
 def test_downloaded_models_survive_a_reboot(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -232,6 +241,10 @@ def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
         ({"MCP_MAX_SESSIONS": "0"}, "MCP_MAX_SESSIONS"),
         ({"QDRANT_EMBEDDED_FSYNC": "never"}, "QDRANT_EMBEDDED_FSYNC"),
         ({"QDRANT_EMBEDDED_FSYNC_INTERVAL_MS": "0"}, "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS"),
+        ({"QDRANT_HYBRID_FUSION": "linear"}, "QDRANT_HYBRID_FUSION"),
+        ({"QDRANT_HYBRID_WEIGHTS": "1.5"}, "QDRANT_HYBRID_WEIGHTS"),
+        ({"QDRANT_HYBRID_WEIGHTS": "1,0"}, "QDRANT_HYBRID_WEIGHTS"),
+        ({"QDRANT_HYBRID_FUSION": "dbsf", "QDRANT_HYBRID_WEIGHTS": "1,2"}, "QDRANT_HYBRID_WEIGHTS"),
     ],
 )
 def test_bad_setting_stops_with_one_line_and_exit_2(tmp_path: Path, variables: dict[str, str], named: str) -> None:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from . import __version__
 from .arguments import ArgumentGuard
-from .backends import Backend
+from .backends import Backend, Fusion
 from .backends.remote import RemoteBackend, RemoteConfig
 from .embeddings import MAX_TOKENS, EmbeddingModel
 from .embeddings.fastembed import FastEmbedModel
@@ -163,6 +163,7 @@ class Application:
             vector_name=settings.vector_name,
             filterable=tuple(settings.filterable_fields or ()),
             hybrid=settings.hybrid_search,
+            fusion=Fusion(settings.hybrid_fusion, settings.rrf_weights),
             similarity_threshold=settings.similarity_threshold,
         )
         self.store = QdrantStore(

@@ -29,6 +29,9 @@ DEFAULT_FIND_DESCRIPTION = (
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Ends the vector name of an int8 model's vectors (EMBEDDING_QUANTIZED), which differ from the full model's.
 QUANTIZED_VECTOR_SUFFIX = "-int8"
+# Cosine similarity from which if_similar takes two texts for one memory: measured with the default
+# model on paraphrases and look-alike distinct facts (README, "How similar is a duplicate").
+SIMILARITY_THRESHOLD = 0.97
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 Provider = Literal["fastembed", "openai"]
@@ -144,6 +147,12 @@ class Settings(BaseSettings):
     )
     # Dense + BM25 fused by reciprocal rank fusion; off by default for drop-in compatibility.
     hybrid_search: bool = Field(False, validation_alias=_env("QDRANT_HYBRID_SEARCH"))
+    # How hybrid search merges the rankings: dbsf (scores normalised per ranking, no weights) or rrf
+    # (ranks, weighted by QDRANT_HYBRID_WEIGHTS "dense,bm25"; unset = equal). DBSF by measurement (README).
+    hybrid_fusion: Literal["rrf", "dbsf"] = Field("dbsf", validation_alias=_env("QDRANT_HYBRID_FUSION"))
+    hybrid_weights: Annotated[list[float] | None, NoDecode] = Field(
+        None, validation_alias=_env("QDRANT_HYBRID_WEIGHTS")
+    )
 
     # Embeddings (official names). fastembed: a local model in this process; openai: any service
     # that speaks the OpenAI embeddings API (POST {EMBEDDING_URL}/embeddings).
@@ -183,7 +192,9 @@ class Settings(BaseSettings):
     allow_arbitrary_filter: bool = Field(False, validation_alias=_env("QDRANT_ALLOW_ARBITRARY_FILTER"))
     filterable_fields: list[FilterableField] | None = Field(None, validation_alias=_env("FILTERABLE_FIELDS"))
     # Cosine similarity from which if_similar (skip / replace) takes two texts for the same memory.
-    similarity_threshold: float = Field(0.95, validation_alias=_env("QDRANT_SIMILARITY_THRESHOLD"), gt=0, le=1)
+    similarity_threshold: float = Field(
+        SIMILARITY_THRESHOLD, validation_alias=_env("QDRANT_SIMILARITY_THRESHOLD"), gt=0, le=1
+    )
     # Seconds between background deletions of expired memories (they are hidden from reads at once).
     purge_interval: float = Field(60, validation_alias=_env("QDRANT_PURGE_INTERVAL"), ge=1, le=86_400)
 
@@ -242,6 +253,18 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("hybrid_weights", mode="before")
+    @classmethod
+    def _weights(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("hybrid_weights")
+    @classmethod
+    def _two_weights(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 2 or not all(0 < weight <= 100 for weight in value)):
+            raise ValueError("QDRANT_HYBRID_WEIGHTS takes two weights above 0 and at most 100: dense,bm25 (e.g. 1,1.5)")
+        return value
+
     @field_validator("allowed_hosts", "allowed_origins", "oauth_audience", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
@@ -266,6 +289,8 @@ class Settings(BaseSettings):
             raise ValueError("QDRANT_API_KEY needs QDRANT_URL: embedded Qdrant takes no key")
         if self.auth_token is not None and len(self.auth_token.get_secret_value()) < 16:
             raise ValueError("MCP_AUTH_TOKEN must be at least 16 characters")
+        if self.hybrid_fusion == "dbsf" and self.hybrid_weights is not None:
+            raise ValueError("QDRANT_HYBRID_WEIGHTS applies to QDRANT_HYBRID_FUSION=rrf only: DBSF takes no weights")
         names = [f.name for f in self.filterable_fields or []]
         if len(names) != len(set(names)):
             raise ValueError("FILTERABLE_FIELDS: field names must be unique")
@@ -369,6 +394,14 @@ class Settings(BaseSettings):
         vectors differ from the full model's, so they get a name of their own."""
         name = f"fast-{self.embedding_model.split('/')[-1].lower()}"
         return name + QUANTIZED_VECTOR_SUFFIX if self.embedding_quantized else name
+
+    @property
+    def rrf_weights(self) -> tuple[float, float] | None:
+        """(dense, BM25) for RRF from QDRANT_HYBRID_WEIGHTS; None = equal weights (or DBSF)."""
+        if not self.hybrid_weights:
+            return None
+        dense, bm25 = self.hybrid_weights
+        return dense, bm25
 
     @property
     def effective_allowed_hosts(self) -> list[str]:

@@ -99,8 +99,22 @@ class Recency:
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """How a hybrid search merges its dense and BM25 rankings: Qdrant's RRF (each ranking adds
+    1 / (k + rank / weight); `weights` = (dense, BM25), None = equal), or DBSF (each ranking's
+    scores normalised by their mean and spread, then added)."""
+
+    # DBSF by default: the look-alike evaluation's choice (README, "Hybrid search").
+    method: Literal["rrf", "dbsf"] = "dbsf"
+    weights: tuple[float, float] | None = None
+
+
+DEFAULT_FUSION = Fusion()
+
+
+@dataclass(frozen=True)
 class Search:
-    """Nearest neighbours of `dense`; with `sparse` too, the two rankings fused by reciprocal rank fusion.
+    """Nearest neighbours of `dense`; with `sparse` too, the two rankings merged by `fusion`.
 
     `diversity` re-ranks the candidates by maximal marginal relevance (Qdrant's MMR on the dense
     vector; 0 = relevance only, 1 = diversity only) and `recency` re-scores them by age; with both,
@@ -118,6 +132,7 @@ class Search:
     candidates: int = 0
     diversity: float | None = None
     recency: Recency | None = None
+    fusion: Fusion = DEFAULT_FUSION
 
     @property
     def hybrid(self) -> bool:

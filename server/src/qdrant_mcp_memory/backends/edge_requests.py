@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import filters as f
 from ..errors import QdrantRejected
-from . import RRF_K, OrderedScroll, Point, PointId, Recency, Search, SparseVector, dense_of, point_id_of
+from . import RRF_K, Fusion, OrderedScroll, Point, PointId, Recency, Search, SparseVector, dense_of, point_id_of
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -62,8 +62,7 @@ def search_request(search: Search) -> qe.QueryRequest:
             params=params,
         )
     rankings = _rankings(search, query_filter, params)
-    # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
-    fusion = cast("qe.Fusion", qe.Fusion.Rrf(k=RRF_K))
+    fusion = _fusion(search.fusion)
     if not search.reranked:  # hybrid: the fused ranking is the answer
         return qe.QueryRequest(
             limit=search.limit, prefetches=rankings, query=fusion, filter=query_filter, with_payload=True
@@ -81,6 +80,16 @@ def search_request(search: Search) -> qe.QueryRequest:
     return qe.QueryRequest(
         limit=search.limit, prefetches=prefetches, query=query, filter=query_filter, with_payload=True
     )
+
+
+def _fusion(fusion: Fusion) -> qe.Fusion:
+    import qdrant_edge as qe
+
+    if fusion.method == "dbsf":
+        return cast("qe.Fusion", qe.Fusion.Dbsf())
+    # The stubs do not declare Fusion.Rrf a Fusion, but the engine takes it (tested).
+    weights = list(fusion.weights) if fusion.weights else None
+    return cast("qe.Fusion", qe.Fusion.Rrf(k=RRF_K, weights=weights))
 
 
 def _rankings(search: Search, query_filter: qe.Filter | None, params: qe.SearchParams) -> list[qe.Prefetch]:

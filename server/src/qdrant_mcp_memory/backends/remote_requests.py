@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import filters as f
-from . import Recency, Search
+from . import RRF_K, Fusion, Recency, Search
 
 if TYPE_CHECKING:
     from qdrant_client import models
@@ -31,8 +31,7 @@ def query_arguments(search: Search) -> dict[str, Any]:
             "score_threshold": search.score_threshold,
         }
     rankings = _rankings(search, query_filter)
-    # Qdrant's RRF with its default k (RRF_K), as the embedded engine is asked for explicitly.
-    fusion = models.FusionQuery(fusion=models.Fusion.RRF)
+    fusion = _fusion(search.fusion)
     if not search.reranked:  # hybrid: the fused ranking is the answer
         return {**common, "prefetch": rankings, "query": fusion}
     prefetches = rankings
@@ -56,6 +55,16 @@ def query_arguments(search: Search) -> dict[str, Any]:
         query = _recency(search.recency)
     using = search.dense_name if isinstance(query, models.NearestQuery) else None
     return {**common, "prefetch": prefetches, "query": query, "using": using}
+
+
+def _fusion(fusion: Fusion) -> models.FusionQuery | models.RrfQuery:
+    from qdrant_client import models
+
+    if fusion.method == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    if fusion.weights is None:  # Qdrant's RRF with its default k (RRF_K), as Qdrant Edge is asked for it
+        return models.FusionQuery(fusion=models.Fusion.RRF)
+    return models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=list(fusion.weights)))
 
 
 def _rankings(search: Search, query_filter: models.Filter | None) -> list[models.Prefetch]:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..backends import DenseVector, PointId, SparseVector
-from ..settings import FilterableField
+from ..backends import DEFAULT_FUSION, DenseVector, Fusion, PointId, SparseVector
+from ..settings import SIMILARITY_THRESHOLD, FilterableField
 
 # Point ids derived from content live in their own UUID namespace (stable across releases).
 CONTENT_ID_NAMESPACE = uuid.UUID("6f1f4d1e-3c55-5a4e-9e3c-7d0c2b1c9a11")
@@ -57,8 +57,10 @@ class StoreConfig:
     filterable: tuple[FilterableField, ...] = ()
     # Hybrid search: new collections get the sparse vector; searches fuse dense and BM25.
     hybrid: bool = False
+    # How a hybrid search merges the dense and BM25 rankings.
+    fusion: Fusion = DEFAULT_FUSION
     # Cosine similarity at or above which if_similar treats two texts as the same memory.
-    similarity_threshold: float = 0.95
+    similarity_threshold: float = SIMILARITY_THRESHOLD
 
 
 @dataclass(frozen=True)

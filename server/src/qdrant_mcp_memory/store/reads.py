@@ -104,6 +104,7 @@ class Reads(StoreBase):
                 candidates,
                 diversity,
                 recent,
+                self.config.fusion,
             )
 
         hits: list[Hit] = []

@@ -99,6 +99,15 @@ def select_storage(settings: Settings) -> Storage:
     return Storage(EdgeBackend(config), None)
 
 
+def store_config(settings: Settings) -> StoreConfig:
+    return StoreConfig(
+        vector_name=settings.vector_name,
+        filterable=tuple(settings.filterable_fields or ()),
+        hybrid=settings.hybrid_search,
+        similarity_threshold=settings.similarity_threshold,
+    )
+
+
 @dataclass(frozen=True)
 class Embeddings:
     """The provider the settings select, and how the scheduler runs it."""
@@ -162,16 +171,10 @@ class Application:
         storage = select_storage(settings)
         self.legacy_local_mode = storage.legacy_local_mode
         self.backend = telemetry.observe_backend(storage.backend, storage.url)
-        config = StoreConfig(
-            vector_name=settings.vector_name,
-            filterable=tuple(settings.filterable_fields or ()),
-            hybrid=settings.hybrid_search,
-            similarity_threshold=settings.similarity_threshold,
-        )
         self.store = QdrantStore(
             self.backend,
             telemetry.observe_embedder(self.scheduler),
-            config,
+            store_config(settings),
             Bm25Encoder(),
             telemetry.memory_events(),
         )

@@ -27,6 +27,7 @@ class PayloadLayout:
     created_key: ClassVar[str] = "created_at"
     updated_key: ClassVar[str] = "updated_at"
     expires_key: ClassVar[str] = "expires_at"
+    time_keys: ClassVar[tuple[str, ...]] = (created_key, updated_key, expires_key)
     # The payload keys that get a datetime index: what listing orders by and expiry filters on.
     datetime_keys: ClassVar[tuple[str, ...]] = (created_key, expires_key)
 
@@ -58,6 +59,11 @@ class PayloadLayout:
             updated_at=_text(payload.get(self.updated_key)),
             expires_at=_text(payload.get(self.expires_key)),
         )
+
+    def other(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The payload keys this layout does not read (another tool's, a tenant's), as they are."""
+        own = {self.document_key, self.metadata_key, *self.time_keys}
+        return {key: value for key, value in payload.items() if key not in own}
 
     def _document(self, payload: Mapping[str, Any]) -> str:
         document = payload.get(self.document_key)

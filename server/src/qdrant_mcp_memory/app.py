@@ -105,6 +105,8 @@ def store_config(settings: Settings) -> StoreConfig:
         filterable=tuple(settings.filterable_fields or ()),
         hybrid=settings.hybrid_search,
         similarity_threshold=settings.similarity_threshold,
+        document_key=settings.document_key,
+        metadata_key=settings.metadata_key,
     )
 
 

@@ -216,7 +216,7 @@ def decode(line: Any, collection: str | None, payloads: PayloadLayout) -> Record
     other = line.get("other_payload") or {}
     if not isinstance(other, dict):
         raise ValueError("other_payload must be a JSON object")
-    clash = sorted(set(other) - set(payloads.other(other)))
+    clash = sorted(key for key in other if key in payloads.own_keys)
     if clash:
         raise ValueError(f"other_payload holds {', '.join(clash)}, which are fields of their own")
     memory = Memory(

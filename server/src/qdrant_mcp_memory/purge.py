@@ -57,4 +57,3 @@ async def purge(settings: Settings, collection: str | None) -> dict[str, int]:
     backend = select_storage(settings).backend
     async with backend.running():
         return await Expiry(backend, settings.vector_name).purge(collection)
-

@@ -11,7 +11,8 @@ import with another. A line:
      "created_at": "…" | null, "updated_at": "…" | null, "expires_at": "…" | null,
      "other_payload": {…}, "vector": {"name": "fast-…", "model": "…", "values": [ … ]}}
 
-`other_payload` holds the payload keys this server does not know, as they are; `vector` is
+Text and metadata are read and written under the configured payload keys (QDRANT_DOCUMENT_KEY,
+QDRANT_METADATA_KEY). `other_payload` holds the payload keys this server does not know, as they are; `vector` is
 there with --with-vectors (and only for points that have this server's vector). Import checks
 every line before it writes anything (a bad one is named by its number and nothing is
 written), writes each point under its id with its times (so importing a file again changes
@@ -75,7 +76,7 @@ def main(command: str, argv: list[str]) -> int:
         if command == "export":
             anyio.run(export, settings, args.collections, args.with_vectors, sys.stdout, _progress)
         else:
-            records = read_records(args.file, args.collection, PayloadLayout())
+            records = read_records(args.file, args.collection, payload_layout(settings))
             anyio.run(import_records, settings, records, _progress)
     except (BadFile, ServiceError, EmbeddingModelError, OSError, BaseExceptionGroup) as exc:
         failure = expected_failure(exc, (BadFile, ServiceError, EmbeddingModelError, OSError))
@@ -84,6 +85,11 @@ def main(command: str, argv: list[str]) -> int:
         print(f"{prog}: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def payload_layout(settings: Settings) -> PayloadLayout:
+    """The layout the server reads and writes (QDRANT_DOCUMENT_KEY, QDRANT_METADATA_KEY)."""
+    return PayloadLayout(settings.document_key, settings.metadata_key)
 
 
 def _progress(message: str) -> None:
@@ -104,7 +110,7 @@ async def export(
     from .app import select_storage
 
     backend = select_storage(settings).backend
-    payloads = PayloadLayout()
+    payloads = payload_layout(settings)
     vector = Vector(settings.vector_name, settings.embedding_model, []) if with_vectors else None
     exported: dict[str, int] = {}
     async with backend.running():

@@ -14,17 +14,19 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from store_engines import MODEL, VECTOR, LoadedModel
+from store_engines import MODEL, VECTOR, LoadedModel, StoreFactory
 
 from qdrant_mcp_memory.backends import Point
 from qdrant_mcp_memory.backends.edge import EdgeBackend, EmbeddedConfig
+from qdrant_mcp_memory.exchange import parse_lines
 from qdrant_mcp_memory.migrate import open_engine
 from qdrant_mcp_memory.scheduler import EmbeddingScheduler
-from qdrant_mcp_memory.store import Entry, QdrantStore, StoreConfig
+from qdrant_mcp_memory.store import SPARSE_VECTOR, Entry, QdrantStore, StoreConfig
 from qdrant_mcp_memory.times import now, parse_duration
 
 pytestmark = pytest.mark.anyio
@@ -202,3 +204,17 @@ async def test_export_of_a_collection_that_does_not_exist_says_so(tmp_path: Path
     result = cli("export", "--collection", "nowhere", storage=edge(tmp_path / "edge"))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.strip().endswith("has no collection nowhere")
+
+
+async def test_an_import_into_a_hybrid_collection_writes_its_bm25_vector_too(
+    open_store: StoreFactory, unique: Callable[[str], str]
+) -> None:
+    notes = unique("hybrid")
+    line = {"collection": notes, "id": 1, "document": "Invoice ZX-4417 is overdue.", "created_at": "2026-01-02"}
+    async with open_store(hybrid=True) as store:
+        await store.store(notes, [Entry("Invoice ZX-4471 was paid.")])
+        await store.restore(notes, parse_lines([json.dumps(line)], None, store.payloads))
+        (point,) = await store.backend.retrieve(notes, [1], with_vectors=True)
+        assert SPARSE_VECTOR in point.sparse and point.payload["created_at"] == "2026-01-02T00:00:00.000000Z"
+        found = await store.find(notes, "ZX-4417", 1)
+        assert found.mode == "hybrid" and found.hits[0].id == 1

@@ -30,7 +30,6 @@ def model(model: LoadedModel) -> LoadedModel:
     return RememberingModel(model)
 
 
-
 async def ranked(store: QdrantStore, collection: str, pairs: list[tuple[str, str]]) -> list[list[str]]:
     """The top five documents for each pair's query."""
     found = []

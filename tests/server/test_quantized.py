@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from store_engines import MODEL, VECTOR, LoadedModel
 from mcp.client import Client
+from store_engines import MODEL, VECTOR, LoadedModel
 
 from bench.evalset import dense_recall
 from qdrant_mcp_memory.embeddings.fastembed import FastEmbedModel

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from store_engines import LoadedModel
 from mcp.client import Client
+from store_engines import LoadedModel
 from test_embeddings import recording_scheduler
 
 from bench import promtext

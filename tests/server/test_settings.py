@@ -63,6 +63,9 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
         "MCP_ALLOWED_HOSTS",
         "QDRANT_EMBEDDED_FSYNC",
         "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS",
+        "QDRANT_VECTOR_NAME",
+        "QDRANT_DOCUMENT_KEY",
+        "QDRANT_METADATA_KEY",
         *(name for name in os.environ if name.startswith("EMBEDDING_")),
         *OAUTH,
     ]:
@@ -201,9 +204,33 @@ def test_a_dotenv_in_the_working_directory_is_not_read_but_a_named_env_file_is(
     assert load_settings(parse_args(["--env-file", str(tmp_path / "server.env")])).collection_name == "from-environment"
 
 
+def test_an_empty_vector_name_or_metadata_key_means_the_unnamed_vector_or_a_flat_payload(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Where other settings take empty for unset, these two mean what LangChain and LlamaIndex write.
+    env.setenv("QDRANT_VECTOR_NAME", "")
+    env.setenv("QDRANT_METADATA_KEY", "")
+    env.setenv("QDRANT_DOCUMENT_KEY", "")  # empty: unset, as everywhere else
+    settings = Settings()
+    assert (settings.vector_name, settings.document_key, settings.metadata_key) == ("", "document", "")
+    # From a named env file too, unless the environment sets the variable.
+    env.delenv("QDRANT_VECTOR_NAME")
+    env.setenv("QDRANT_METADATA_KEY", "meta")
+    (tmp_path / "server.env").write_text(
+        "QDRANT_VECTOR_NAME=\nQDRANT_METADATA_KEY=\nQDRANT_DOCUMENT_KEY=page_content\n"
+    )
+    settings = load_settings(parse_args(["--env-file", str(tmp_path / "server.env")]))
+    assert (settings.vector_name, settings.document_key, settings.metadata_key) == ("", "page_content", "meta")
+    env.delenv("QDRANT_METADATA_KEY")
+    assert Settings().vector_name == "fast-all-minilm-l6-v2"  # unset: the official layout
+
+
 @pytest.mark.parametrize(
     ("variables", "named"),
     [
+        ({"QDRANT_DOCUMENT_KEY": "page.content"}, "QDRANT_DOCUMENT_KEY"),
+        ({"QDRANT_METADATA_KEY": "created_at"}, "QDRANT_METADATA_KEY"),
+        ({"QDRANT_DOCUMENT_KEY": "text", "QDRANT_METADATA_KEY": "text"}, "QDRANT_METADATA_KEY"),
         ({"QDRANT_SEARCH_LIMIT": "lots"}, "QDRANT_SEARCH_LIMIT"),
         ({"QDRANT_SEARCH_LIMIT": "0"}, "QDRANT_SEARCH_LIMIT"),
         ({"MCP_TRANSPORT": "websocket"}, "MCP_TRANSPORT"),

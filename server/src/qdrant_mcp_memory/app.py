@@ -95,6 +95,18 @@ def select_storage(settings: Settings) -> Storage:
     return Storage(EdgeBackend(config), None)
 
 
+def store_config(settings: Settings) -> StoreConfig:
+    return StoreConfig(
+        vector_name=settings.vector_name,
+        filterable=tuple(settings.filterable_fields or ()),
+        hybrid=settings.hybrid_search,
+        fusion=Fusion(settings.hybrid_fusion, settings.rrf_weights),
+        similarity_threshold=settings.similarity_threshold,
+        document_key=settings.document_key,
+        metadata_key=settings.metadata_key,
+    )
+
+
 @dataclass(frozen=True)
 class Embeddings:
     """The provider the settings select, and how the scheduler runs it."""
@@ -159,24 +171,19 @@ class Application:
         storage = select_storage(settings)
         self.legacy_local_mode = storage.legacy_local_mode
         self.backend = telemetry.observe_backend(storage.backend, storage.url)
-        config = StoreConfig(
-            vector_name=settings.vector_name,
-            filterable=tuple(settings.filterable_fields or ()),
-            hybrid=settings.hybrid_search,
-            fusion=Fusion(settings.hybrid_fusion, settings.rrf_weights),
-            similarity_threshold=settings.similarity_threshold,
-        )
         self.store = QdrantStore(
             self.backend,
             telemetry.observe_embedder(self.scheduler),
-            config,
+            store_config(settings),
             Bm25Encoder(),
             telemetry.memory_events(),
         )
         embedder = telemetry.observe_embedder(self.scheduler)
         if settings.embedding_query_cache:
             embedder = QueryCache(embedder, settings.embedding_query_cache)
-        self.store = QdrantStore(self.backend, embedder, config, Bm25Encoder(), telemetry.memory_events())
+        self.store = QdrantStore(
+            self.backend, embedder, store_config(settings), Bm25Encoder(), telemetry.memory_events()
+        )
         self.mcp = MCPServer(NAME, version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level)
         tools = register_tools(self.mcp, settings, self.store)
         register_resources(self.mcp, self.store)

@@ -1,5 +1,6 @@
 """Command line: `qdrant-mcp-memory [options]` serves; `qdrant-mcp-memory migrate ...` copies collections;
-`qdrant-mcp-memory purge-expired [--collection NAME]` deletes expired memories now.
+`qdrant-mcp-memory purge-expired [--collection NAME]` deletes expired memories now; `qdrant-mcp-memory
+export` and `import` write memories to JSON Lines and read them back (exchange.py).
 
 Exit codes: 0 stopped cleanly; 1 could not start or run (model missing, port in use, storage
 locked or unreadable); 2 invalid settings or arguments. Every expected failure is one line.
@@ -28,7 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog=PROG,
         description="MCP server for Qdrant (semantic memory). `qdrant-mcp-memory migrate --help` moves data "
         "between embedded folders and Qdrant servers; `qdrant-mcp-memory purge-expired --help` deletes expired "
-        "memories.",
+        "memories; `export --help` and `import --help` move memories through a JSON Lines file.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], help="overrides MCP_TRANSPORT")
@@ -48,6 +49,28 @@ def load_settings(args: argparse.Namespace) -> Settings:
             raise ValueError(f"--env-file {args.env_file}: no such file")
         return Settings(_env_file=args.env_file, **given)  # type: ignore[call-arg]  # pydantic-settings' init kwarg
     return Settings(**given)
+
+
+def command_settings(prog: str, env_file: Path | None) -> Settings | None:
+    """A subcommand's settings (the server's, from the environment and `env_file`), or None after
+    saying on stderr which one is invalid (the command then exits 2)."""
+    try:
+        return load_settings(argparse.Namespace(transport=None, host=None, port=None, env_file=env_file))
+    except ValidationError as exc:
+        message = describe(exc)
+    except ValueError as exc:
+        message = str(exc)
+    print(f"{prog}: invalid setting: {message}", file=sys.stderr)
+    return None
+
+
+def expected_failure(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The failure meant for the user (one of `kinds`), also when an engine's task group wrapped it."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        return next((found for inner in exc.exceptions if (found := expected_failure(inner, kinds)) is not None), None)
+    return None
 
 
 def describe(error: ValidationError) -> str:
@@ -70,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         from .purge import main as purge
 
         return purge(argv[1:])
+    if argv[:1] in (["export"], ["import"]):
+        from .exchange import main as exchange
+
+        return exchange(argv[0], argv[1:])
     args = parse_args(argv)
     try:
         settings = load_settings(args)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -169,15 +169,23 @@ def filter_parameters(fields: Sequence[FilterableField]) -> list[inspect.Paramet
     return parameters
 
 
-def typed_filter(fields: Sequence[FilterableField], values: Mapping[str, Any]) -> Filter | None:
-    """A Filter from typed parameter values; None when no value was given."""
+def in_metadata(key: str) -> str:
+    """Where a metadata key is in the official layout's payload."""
+    return f"metadata.{key}"
+
+
+def typed_filter(
+    fields: Sequence[FilterableField], values: Mapping[str, Any], path: Callable[[str], str] = in_metadata
+) -> Filter | None:
+    """A Filter from typed parameter values; None when no value was given. `path`: where a metadata
+    key is in the payload (the payload layout's metadata_path)."""
     must: list[Condition] = []
     must_not: list[Condition] = []
     for spec in fields:
         value = values.get(spec.name)
         if value is None or not spec.condition:
             continue
-        key = f"metadata.{spec.name}"
+        key = path(spec.name)
         condition = spec.condition
         if condition == "==":
             must.append(FieldCondition(key, MatchValue(value)))
@@ -198,16 +206,16 @@ def typed_filter(fields: Sequence[FilterableField], values: Mapping[str, Any]) -
 # -- metadata_match (delete) -------------------------------------------------------------
 
 
-def metadata_filter(match: Mapping[str, Any]) -> Filter:
+def metadata_filter(match: Mapping[str, Any], path: Callable[[str], str] = in_metadata) -> Filter:
     """Exact matches on metadata keys, all of which must hold; a list value matches any of its items."""
     conditions: list[Condition] = []
     for key, value in match.items():
         where = f"metadata_match.{key}"
-        _key(f"metadata.{key}", where)
+        _key(in_metadata(key), where)
         if isinstance(value, list):
-            conditions.append(FieldCondition(f"metadata.{key}", MatchAny(_homogeneous(value, where))))
+            conditions.append(FieldCondition(path(key), MatchAny(_homogeneous(value, where))))
         elif isinstance(value, str | int) and not isinstance(value, float):
-            conditions.append(FieldCondition(f"metadata.{key}", MatchValue(value)))
+            conditions.append(FieldCondition(path(key), MatchValue(value)))
         else:
             raise FilterError(f"{where}: use a string, an integer, a boolean, or a list of strings or of integers")
     return Filter(must=tuple(conditions))

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import anyio
-from pydantic import ValidationError
 
 from .errors import ServiceError
 from .settings import Settings
@@ -31,20 +30,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--collection", help="only this collection")
     parser.add_argument("--env-file", type=Path, help="read settings from this file too (environment variables win)")
     args = parser.parse_args(argv)
-    from .cli import describe, load_settings
+    from .cli import command_settings, expected_failure
 
-    try:
-        settings = load_settings(argparse.Namespace(transport=None, host=None, port=None, env_file=args.env_file))
-    except ValidationError as exc:
-        print(f"{PROG}: invalid setting: {describe(exc)}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"{PROG}: invalid setting: {exc}", file=sys.stderr)
+    settings = command_settings(PROG, args.env_file)
+    if settings is None:
         return 2
     try:
         purged = anyio.run(purge, settings, args.collection)
     except (ServiceError, BaseExceptionGroup) as exc:
-        failure = _expected(exc)
+        failure = expected_failure(exc, (ServiceError,))
         if failure is None:
             raise
         print(f"{PROG}: {failure}", file=sys.stderr)
@@ -63,12 +57,3 @@ async def purge(settings: Settings, collection: str | None) -> dict[str, int]:
     backend = select_storage(settings).backend
     async with backend.running():
         return await Expiry(backend, settings.vector_name).purge(collection)
-
-
-def _expected(exc: BaseException) -> ServiceError | None:
-    """The failure meant for the user, also when the engine's task group wrapped it."""
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        return next((found for inner in exc.exceptions if (found := _expected(inner)) is not None), None)
-    return None

@@ -267,6 +267,12 @@ class CollectionInfoResult(ToolResult):
     )
     expected_vector: VectorDescription | None = Field(description="The vector this server writes and searches.")
     unknown: str | None = Field(None, description="Why searchable is unknown.")
+    suggested_settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Settings (environment variable -> value) under which this server would search and read the "
+        "collection as its writer laid it out: vector name and payload keys, from a sample of its points.",
+    )
+    problems: list[str] = Field(default_factory=list, description="What no layout setting fixes.")
 
     @classmethod
     def from_details(cls, details: CollectionDetails) -> CollectionInfoResult:
@@ -284,6 +290,8 @@ class CollectionInfoResult(ToolResult):
                 name=details.expected.name, size=details.expected.size, distance=details.expected.distance
             ),
             unknown=details.unknown,
+            suggested_settings=details.suggested_settings,
+            problems=details.problems,
         )
 
     def render(self) -> str:
@@ -300,6 +308,10 @@ class CollectionInfoResult(ToolResult):
                 f"NOT searchable by this server (it needs vector {self.expected_vector.name!r} "
                 f"of size {self.expected_vector.size})"
             )
+        if self.suggested_settings:
+            verdict += "; it would work with " + " ".join(f"{k}={v!r}" for k, v in self.suggested_settings.items())
+        if self.problems:
+            verdict += "; " + "; ".join(self.problems)
         return (
             f"Collection {self.name!r}: {self.points_count} points, status {self.status}; "
             f"vectors: {vectors}; indexed payload fields: {indexes}; {verdict}."

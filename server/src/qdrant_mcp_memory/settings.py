@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_STORE_DESCRIPTION = "Keep the memory for later use, when you are asked to remember something."
 DEFAULT_FIND_DESCRIPTION = (
@@ -124,8 +126,48 @@ def default_model_cache() -> Path:
     return Path(base) / "qdrant-mcp-memory" / "fastembed"
 
 
+# Settings whose empty value means something (the unnamed vector; a payload without a metadata
+# object), where every other empty setting counts as unset.
+EMPTY_MEANS_SOMETHING = ("QDRANT_VECTOR_NAME", "QDRANT_METADATA_KEY")
+# Keys this server writes beside the text and the metadata (store/payload.py): no layout may claim them.
+TIME_KEYS = ("created_at", "updated_at", "expires_at")
+
+
+class EmptyValues(PydanticBaseSettingsSource):
+    """The empty values of EMPTY_MEANS_SOMETHING, which env_ignore_empty drops: the environment's,
+    or the env file's when the environment does not set the variable at all."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: object) -> None:
+        super().__init__(settings_cls)
+        self.env_file = env_file if isinstance(env_file, str | Path) and Path(env_file).is_file() else None
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the few names itself
+
+    def __call__(self) -> dict[str, object]:
+        file = dotenv_values(self.env_file) if self.env_file is not None else {}
+        found: dict[str, object] = {}
+        for name in EMPTY_MEANS_SOMETHING:
+            value = os.environ[name] if name in os.environ else file.get(name)
+            if value == "":
+                found[name] = ""
+        return found
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", case_sensitive=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        empty = EmptyValues(settings_cls, getattr(dotenv_settings, "env_file", None))
+        return init_settings, empty, env_settings, dotenv_settings, file_secret_settings
 
     # Qdrant connection (official names)
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
@@ -153,6 +195,11 @@ class Settings(BaseSettings):
     hybrid_weights: Annotated[list[float] | None, NoDecode] = Field(
         None, validation_alias=_env("QDRANT_HYBRID_WEIGHTS")
     )
+    # Collections other tools wrote: the dense vector's name ("" = the unnamed one; unset = `fast-<model>`),
+    # and the payload keys of the text and the metadata ("" = every other payload key is metadata).
+    vector_name_setting: str | None = Field(None, validation_alias=_env("QDRANT_VECTOR_NAME"), max_length=255)
+    document_key: str = Field("document", validation_alias=_env("QDRANT_DOCUMENT_KEY"), max_length=255)
+    metadata_key: str = Field("metadata", validation_alias=_env("QDRANT_METADATA_KEY"), max_length=255)
 
     # Embeddings (official names). fastembed: a local model in this process; openai: any service
     # that speaks the OpenAI embeddings API (POST {EMBEDDING_URL}/embeddings).
@@ -291,6 +338,7 @@ class Settings(BaseSettings):
             raise ValueError("MCP_AUTH_TOKEN must be at least 16 characters")
         if self.hybrid_fusion == "dbsf" and self.hybrid_weights is not None:
             raise ValueError("QDRANT_HYBRID_WEIGHTS applies to QDRANT_HYBRID_FUSION=rrf only: DBSF takes no weights")
+        self._check_layout()
         names = [f.name for f in self.filterable_fields or []]
         if len(names) != len(set(names)):
             raise ValueError("FILTERABLE_FIELDS: field names must be unique")
@@ -379,6 +427,15 @@ class Settings(BaseSettings):
             raise ValueError("MCP_OAUTH_READ_SCOPE and MCP_OAUTH_WRITE_SCOPE must differ")
         return self
 
+    def _check_layout(self) -> None:
+        for name, key in (("QDRANT_DOCUMENT_KEY", self.document_key), ("QDRANT_METADATA_KEY", self.metadata_key)):
+            if any(mark in key for mark in ".[]"):
+                raise ValueError(f"{name}={key!r}: a top-level payload key has no '.', '[' or ']'")
+            if key in TIME_KEYS:
+                raise ValueError(f"{name}={key!r} is one of the keys this server writes its times in")
+        if self.document_key == self.metadata_key:
+            raise ValueError("QDRANT_DOCUMENT_KEY and QDRANT_METADATA_KEY must differ")
+
     @property
     def effective_auth_mode(self) -> Literal["token", "oauth"] | None:
         """How HTTP requests are authorized: `token` whenever a token is configured, None when not at all."""
@@ -388,10 +445,13 @@ class Settings(BaseSettings):
 
     @property
     def vector_name(self) -> str:
-        """The official server's layout: `fast-<last segment of the model name, lower-cased>`, whichever
-        provider computes the vectors: the name says which model made them, so one model's collection
-        is searched the same through fastembed or a service that runs that model. The int8 variant's
-        vectors differ from the full model's, so they get a name of their own."""
+        """QDRANT_VECTOR_NAME when set ("" the unnamed vector); else the official server's layout:
+        `fast-<last segment of the model name, lower-cased>`, whichever provider computes the vectors:
+        the name says which model made them, so one model's collection is searched the same through
+        fastembed or a service that runs that model. The int8 variant's vectors differ from the full
+        model's, so they get a name of their own."""
+        if self.vector_name_setting is not None:
+            return self.vector_name_setting
         name = f"fast-{self.embedding_model.split('/')[-1].lower()}"
         return name + QUANTIZED_VECTOR_SUFFIX if self.embedding_quantized else name
 

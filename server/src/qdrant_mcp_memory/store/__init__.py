@@ -8,7 +8,7 @@ modifier) and searches fuse both rankings; collections without it are searched d
 
 The store is one object made of its parts: the shared state and collection layouts
 (collections.py), writes (writes.py, near-duplicates in duplicates.py), reads (reads.py),
-browsing (listing.py) and expiry (lifecycle.py).
+browsing (listing.py), expiry (lifecycle.py) and export and import (transfer.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .model import (
 )
 from .payload import PayloadLayout
 from .reads import Reads
+from .transfer import Record, Restores, Vector, export_records
 from .writes import Writes
 
 __all__ = [
@@ -52,12 +53,15 @@ __all__ = [
     "Order",
     "PayloadLayout",
     "QdrantStore",
+    "Record",
     "SparseEncoder",
     "StoreConfig",
     "Stored",
+    "Vector",
     "content_id",
+    "export_records",
 ]
 
 
-class QdrantStore(Writes, Reads, Listing, Lifecycle):
-    """Stores, finds, lists, changes, expires and deletes memories through a Backend."""
+class QdrantStore(Writes, Reads, Listing, Lifecycle, Restores):
+    """Stores, finds, lists, changes, expires, deletes, exports and imports memories through a Backend."""

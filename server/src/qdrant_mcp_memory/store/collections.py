@@ -20,6 +20,7 @@ from ..embeddings import Embedder
 from ..errors import CollectionLayoutError, CollectionNotFound, EmbeddingUnavailable
 from ..filters import Condition, Filter, HasId, IsEmpty, all_of
 from ..settings import QUANTIZED_VECTOR_SUFFIX
+from .advice import SAMPLE, Advice, advise
 from .model import CollectionDetails, Memory, MemoryEvents, NoEvents, SparseEncoder, StoreConfig
 from .payload import PayloadLayout
 
@@ -54,7 +55,7 @@ class StoreBase:
         # Written whenever a collection has the sparse vector; searched only in hybrid mode.
         self.sparse = sparse
         self.events: MemoryEvents = events or NoEvents()
-        self.payloads = PayloadLayout()
+        self.payloads = PayloadLayout(config.document_key, config.metadata_key)
         self._layouts: dict[str, Layout] = {}  # collections whose layout is known and indexes ensured
         # Storage only this process writes: whether each collection may hold a point with an expiry.
         # Reads of one that holds none skip the expiry filter (a payload scan in local mode).
@@ -75,6 +76,10 @@ class StoreBase:
             expected = self._expected_vector()
         except EmbeddingUnavailable as exc:  # what the engine holds can still be told
             unknown = str(exc)
+        advice = Advice()
+        if expected is not None:
+            sample = await self.backend.scroll(collection, None, SAMPLE, None, with_vectors=False)
+            advice = advise(schema.dense, expected, [point.payload for point in sample.points], self.payloads)
         return CollectionDetails(
             name=collection,
             points_count=schema.points_count,
@@ -87,6 +92,8 @@ class StoreBase:
             else any(v.name == expected.name and v.size == expected.size for v in schema.dense),
             expected=expected,
             unknown=unknown,
+            suggested_settings=advice.settings,
+            problems=advice.problems,
         )
 
     def _live(self, collection: str, moment: datetime) -> Condition | None:
@@ -171,7 +178,7 @@ class StoreBase:
                 self._expiring[collection] = self._expiring.get(collection, False) or expiring
         # Filter indexes only where this server searches; the datetime ones wherever it lists or expires.
         for spec in self.config.filterable if layout.problem is None else ():
-            key = f"metadata.{spec.name}"
+            key = self.payloads.metadata_path(spec.name)
             if key not in indexed:
                 await self.backend.create_index(collection, key, spec.field_type)
         for key in self.payloads.datetime_keys:
@@ -205,7 +212,8 @@ class StoreBase:
         return (
             f"collection {collection!r} has no vector named {expected.name!r} (model {model!r}, size "
             f"{expected.size}); it has: {found}. It was written with another model or tool: set EMBEDDING_MODEL to "
-            "that model or use another collection"
+            "that model, or QDRANT_VECTOR_NAME to its vector's name (qdrant-collection-info says which settings "
+            "would work), or use another collection"
         )
 
     def _encoder(self) -> SparseEncoder:

@@ -61,6 +61,9 @@ class StoreConfig:
     fusion: Fusion = DEFAULT_FUSION
     # Cosine similarity at or above which if_similar treats two texts as the same memory.
     similarity_threshold: float = SIMILARITY_THRESHOLD
+    # The payload keys of the text and the metadata ("": every other key is metadata); see payload.py.
+    document_key: str = "document"
+    metadata_key: str = "metadata"
 
 
 @dataclass(frozen=True)
@@ -138,3 +141,6 @@ class CollectionDetails:
     compatible: bool | None
     expected: DenseVector | None
     unknown: str | None = None
+    # Settings (variable -> value) that would make this server search and read it; what no setting fixes.
+    suggested_settings: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)

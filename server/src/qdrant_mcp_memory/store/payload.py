@@ -4,6 +4,10 @@ The official server's `{"document": ..., "metadata": ...}`, and beside them (nev
 `metadata`) this server's times: `created_at`, `updated_at` and, when set, `expires_at`, all
 RFC 3339 UTC. Reading never fails on what another tool wrote: a missing or odd document reads
 as text, metadata that is not an object as none, a time that is not a string as absent.
+
+Other tools' layouts (QDRANT_DOCUMENT_KEY, QDRANT_METADATA_KEY): LangChain keeps the text in
+`page_content`; with an empty metadata key (LlamaIndex, flat payloads) every payload key but
+the document and this server's times is metadata, and metadata keys sit at the top level.
 """
 
 from __future__ import annotations
@@ -27,8 +31,18 @@ class PayloadLayout:
     created_key: ClassVar[str] = "created_at"
     updated_key: ClassVar[str] = "updated_at"
     expires_key: ClassVar[str] = "expires_at"
+    time_keys: ClassVar[tuple[str, ...]] = (created_key, updated_key, expires_key)
     # The payload keys that get a datetime index: what listing orders by and expiry filters on.
     datetime_keys: ClassVar[tuple[str, ...]] = (created_key, expires_key)
+
+    @property
+    def flat(self) -> bool:
+        """Metadata keys sit at the payload's top level (no metadata key)."""
+        return not self.metadata_key
+
+    def metadata_path(self, key: str) -> str:
+        """Where metadata key `key` is in the payload, as filters and indexes name it."""
+        return key if self.flat else f"{self.metadata_key}.{key}"
 
     def encode(self, memory: Memory, keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The payload of `memory`; `keep` is the payload it replaces: its other keys stay, and so do
@@ -37,7 +51,12 @@ class PayloadLayout:
         if keep is None or memory.document != self._document(keep):
             payload[self.document_key] = memory.document
         if keep is None or memory.metadata != self._metadata(keep):
-            payload[self.metadata_key] = memory.metadata
+            if self.flat:
+                for key in self._metadata(payload) or {}:
+                    del payload[key]
+                payload.update(memory.metadata or {})
+            else:
+                payload[self.metadata_key] = memory.metadata
         for key, value in (
             (self.created_key, memory.created_at),
             (self.updated_key, memory.updated_at),
@@ -59,6 +78,12 @@ class PayloadLayout:
             expires_at=_text(payload.get(self.expires_key)),
         )
 
+    def other(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The payload keys this layout does not read (another tool's, a tenant's), as they are."""
+        if self.flat:
+            return {}
+        return {key: value for key, value in payload.items() if key not in self.own_keys}
+
     def _document(self, payload: Mapping[str, Any]) -> str:
         document = payload.get(self.document_key)
         if isinstance(document, str):
@@ -66,8 +91,16 @@ class PayloadLayout:
         return "" if document is None else json.dumps(document, ensure_ascii=False, default=str)
 
     def _metadata(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self.flat:
+            flat = {key: value for key, value in payload.items() if key not in self.own_keys}
+            return flat or None
         metadata = payload.get(self.metadata_key)
         return metadata if isinstance(metadata, dict) else None
+
+    @property
+    def own_keys(self) -> frozenset[str]:
+        """The keys this layout reads as other than metadata."""
+        return frozenset((self.document_key, self.metadata_key, *self.time_keys))
 
     def is_expired(self, memory: Memory, moment: datetime) -> bool:
         expires = times.stored_time(memory.expires_at)

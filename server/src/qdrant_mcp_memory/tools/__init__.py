@@ -41,7 +41,7 @@ TOOL_ACCESS: dict[str, Literal["read", "write"]] = {
 
 def register_tools(mcp: MCPServer, settings: Settings, store: QdrantStore) -> list[str]:
     """Register the tools this configuration offers; returns their names."""
-    shaping = Shaping(settings)
+    shaping = Shaping(settings, store.payloads.metadata_path)
     register_search(mcp, shaping, store)
     register_browse(mcp, shaping, store)
     if settings.read_only:

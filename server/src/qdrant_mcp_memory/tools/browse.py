@@ -56,7 +56,7 @@ def register_browse(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> Non
         collection = shaping.collection(collection_name)
         after, before = time_window(created_after, created_before)
         with tool_errors():
-            matched = metadata_filter(metadata_match) if metadata_match else None
+            matched = metadata_filter(metadata_match, shaping.metadata_path) if metadata_match else None
             listed = await store.list_page(
                 collection,
                 limit,

@@ -41,8 +41,10 @@ def tool_errors() -> Iterator[None]:
 class Shaping:
     """What the configuration decides for every tool: the default collection, and the filters offered."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metadata_path: Callable[[str], str]) -> None:
         self.settings = settings
+        # Where a metadata key is in the payload: the store's layout says (QDRANT_METADATA_KEY).
+        self.metadata_path = metadata_path
         self.fields = settings.filterable_fields or []
         self.typed_filters = filter_parameters(self.fields)
         # `collection_name` disappears when COLLECTION_NAME is set (and with it collection_names).
@@ -59,7 +61,7 @@ class Shaping:
     def search_filter(self, query_filter: dict[str, Any] | str | None, values: Mapping[str, Any]) -> Filter | None:
         """The filter the typed parameters or the raw query_filter give (whichever this server offers)."""
         if self.typed_filters:
-            return typed_filter(self.fields, values)
+            return typed_filter(self.fields, values, self.metadata_path)
         return parse_filter(query_filter) if query_filter is not None else None
 
     def filtered(self, fn: Callable[..., Any], *hide: str) -> None:

@@ -170,7 +170,9 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
             if ids:
                 deleted = await store.delete_ids(collection, ids)
             else:
-                deleted = await store.delete_matching(collection, metadata_filter(metadata_match or {}))
+                deleted = await store.delete_matching(
+                    collection, metadata_filter(metadata_match or {}, shaping.metadata_path)
+                )
         return DeleteResult(collection=collection, deleted=deleted).respond()
 
     reshape(delete, hide=shaping.hidden)

@@ -59,6 +59,8 @@ class StoreConfig:
     hybrid: bool = False
     # Cosine similarity at or above which if_similar treats two texts as the same memory.
     similarity_threshold: float = 0.95
+    # Tenancy (MCP_TENANT_CLAIM): every collection gets the tenant index (tenancy.py).
+    tenants: bool = False
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,18 @@ async def test_a_token_without_the_tenant_claim_is_refused(tenants: TenantDeploy
         assert (await zeus.ok("qdrant-collection-info", where))["points_count"] == 1
 
 
+async def test_the_tenant_value_stays_out_of_the_logs(tenants: TenantDeployment) -> None:
+    """The tenant is a customer's identity: the server's log (DEBUG-free, as deployed) never names it."""
+    async with session(tenants, "both") as apollo, session(tenants, "opaque") as zeus:
+        stored = await seed(apollo, zeus)
+        await zeus.refused(
+            "qdrant-store", {"information": "x", "id": stored.apollo, "collection_name": stored.collection}
+        )
+    log = tenants.oauth.server.log()
+    assert "collection created" in log
+    assert "org-mcp-both" not in log and "org-mcp-opaque" not in log
+
+
 async def test_a_memory_from_before_tenancy_belongs_to_no_tenant(tenants: TenantDeployment) -> None:
     if tenants.engine != "local-mode":
         pytest.skip("only the local-mode folder is written before the server starts")

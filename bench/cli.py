@@ -2,7 +2,8 @@
 
     python -m bench                       # every phase, full size (about an hour the first time)
     python -m bench --quick               # every phase, small (the test suite runs this)
-    python -m bench --phases compare      # or worst-call, head-of-line, bulk-store, durability, lifecycle, scale (comma list)
+    python -m bench --phases compare      # a comma list of: compare, worst-call, head-of-line,
+                                          # bulk-store, durability, lifecycle, scale
     python -m bench --only ours           # leave the official server out
     python -m bench --profile             # py-spy profile of each server under 8-client finds
 

@@ -46,6 +46,7 @@ class Client:
     secret: str
     scope: str
     opaque: bool = False  # its access tokens are opaque (introspected), not JWTs
+    tenant: bool = True  # its access tokens carry the tenant claim
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ CLIENTS = {
     "writer": Client("mcp-writer", "secret-writer-0123456789", WRITE),
     "opaque": Client("mcp-opaque", "secret-opaque-0123456789", f"{READ} {WRITE}", opaque=True),
     "opaque-reader": Client("mcp-opaque-reader", "secret-opaque-reader-01234", READ, opaque=True),
+    "untenanted": Client("mcp-untenanted", "secret-untenanted-0123456789", f"{READ} {WRITE}", tenant=False),
 }
 # The MCP server's own client: it authenticates introspection requests.
 RESOURCE_CLIENT = Client("qdrant-mcp", "secret-resource-server-0123", "")
@@ -135,6 +137,7 @@ class OpenIDProvider:
                         },
                     ],
                     "tenantClaim": TENANT_CLAIM,
+                    "untenantedClients": [c.client_id for c in CLIENTS.values() if not c.tenant],
                 }
             )
         )

@@ -23,12 +23,12 @@ from oidc import APP_CLIENT_ID, APP_REDIRECT, READ, WRITE, OAuthDeployment
 
 pytestmark = pytest.mark.anyio
 ERAS = ["legacy", "auto"]
+READ_TOOLS = {"qdrant-find", "qdrant-get", "qdrant-list", "qdrant-list-collections", "qdrant-collection-info"}
 ALL_TOOLS = {
-    "qdrant-find",
-    "qdrant-list-collections",
-    "qdrant-collection-info",
+    *READ_TOOLS,
     "qdrant-store",
     "qdrant-store-many",
+    "qdrant-update",
     "qdrant-delete",
 }
 
@@ -140,7 +140,7 @@ async def test_a_read_only_token_steps_up_to_write_when_a_write_is_called(
         tools = {tool.name for tool in (await client.list_tools()).tools}
         assert not browser.opened, "the read-only token was enough for tools/list"
         stored = await call(client, "qdrant-store", {"information": f"bob's {mode} note", "collection_name": mode})
-    assert tools == {"qdrant-find", "qdrant-list-collections", "qdrant-collection-info"}
+    assert tools == READ_TOOLS
     assert stored["id"]
     [request] = browser.opened
     assert requested_scopes(request) == {READ, WRITE}  # what it held, and what the challenge named

@@ -17,8 +17,8 @@ from mcp.shared.exceptions import MCPError
 from oidc import READ, WRITE, OAuthDeployment
 from reliability.reliability_support import Era, open_era
 
-READ_TOOLS = {"qdrant-find", "qdrant-list-collections", "qdrant-collection-info"}
-WRITE_TOOLS = {"qdrant-store", "qdrant-store-many", "qdrant-delete"}
+READ_TOOLS = {"qdrant-find", "qdrant-get", "qdrant-list", "qdrant-list-collections", "qdrant-collection-info"}
+WRITE_TOOLS = {"qdrant-store", "qdrant-store-many", "qdrant-update", "qdrant-delete"}
 CLIENT_TOOLS = {
     "both": READ_TOOLS | WRITE_TOOLS,
     "reader": READ_TOOLS,

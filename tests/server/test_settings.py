@@ -346,6 +346,9 @@ def test_oauth_mode_reads_its_settings(env: pytest.MonkeyPatch, tmp_path: Path) 
         ({"MCP_AUTH_MODE": "bearer"}, "MCP_AUTH_MODE"),
         ({"MCP_AUTH_MODE": None}, "apply to MCP_AUTH_MODE=oauth only"),
         ({"MCP_CALLER_HASH_KEY": "short"}, "at least 16 characters"),
+        # Tenancy needs the tokens that carry the claim: token mode and stdio have no tenants.
+        ({"MCP_AUTH_MODE": None, "MCP_TENANT_CLAIM": "sub"}, "MCP_TENANT_CLAIM apply to MCP_AUTH_MODE=oauth only"),
+        ({"MCP_TENANT_CLAIM": "org id"}, "MCP_TENANT_CLAIM"),
     ],
 )
 def test_oauth_settings_that_cannot_work_are_refused(

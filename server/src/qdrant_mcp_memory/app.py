@@ -36,7 +36,7 @@ from .settings import Settings, default_local_path
 from .sparse import Bm25Encoder
 from .store import QdrantStore, StoreConfig
 from .telemetry import Probes, Telemetry
-from .tools import TOOL_ACCESS, register_tools
+from .tools import TOOL_ACCESS, Stores, register_tools
 from .transport.auth import BearerTokenAuth
 from .transport.guard import RequestGuard
 from .transport.sessions import SessionLimiter
@@ -104,6 +104,7 @@ def store_config(settings: Settings) -> StoreConfig:
         similarity_threshold=settings.similarity_threshold,
         document_key=settings.document_key,
         metadata_key=settings.metadata_key,
+        tenants=settings.tenant_claim is not None,
     )
 
 
@@ -185,8 +186,11 @@ class Application:
             self.backend, embedder, store_config(settings), Bm25Encoder(), telemetry.memory_events()
         )
         self.mcp = MCPServer(NAME, version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level)
-        tools = register_tools(self.mcp, settings, self.store)
-        register_resources(self.mcp, self.store)
+        # Every tool and resource reaches the store through `stores`: scoped to the caller's tenant when
+        # MCP_TENANT_CLAIM is set. The unscoped store stays with the server (the background purge).
+        stores = Stores(self.store, settings.tenant_claim)
+        tools = register_tools(self.mcp, settings, stores)
+        register_resources(self.mcp, stores)
         register_health(self.mcp, self)
         self.sessions: SessionLimiter | None = None
         self.requests: RequestTracker | None = None

@@ -52,3 +52,7 @@ class ServerBusy(ServiceError):
     """Too much work is queued; the call was refused at once rather than left waiting."""
 
     retryable = True
+
+
+class NoTenant(ServiceError):
+    """Tenancy is on (MCP_TENANT_CLAIM) and the caller's token does not name a tenant: nothing is read or written."""

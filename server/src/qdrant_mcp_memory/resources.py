@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from .errors import ServiceError
 from .results import CollectionInfoResult, CollectionListResult
-from .store import QdrantStore
+from .tools import Stores
 from .validation import collection_name
 
 
-def register_resources(mcp: MCPServer, store: QdrantStore) -> None:
+def register_resources(mcp: MCPServer, stores: Stores) -> None:
     @mcp.resource(
         "qdrant://collections",
         name="collections",
@@ -20,7 +23,8 @@ def register_resources(mcp: MCPServer, store: QdrantStore) -> None:
     )
     async def collections() -> str:
         try:
-            names = await store.list_collections()
+            # The SDK gives static resources no request context; the names are the same for every tenant.
+            names = await stores.store.list_collections()
         except ServiceError as exc:
             raise ResourceError(str(exc)) from None
         return CollectionListResult(collections=names).model_dump_json()
@@ -31,9 +35,9 @@ def register_resources(mcp: MCPServer, store: QdrantStore) -> None:
         description="Points count, vectors and indexed payload fields of one collection.",
         mime_type="application/json",
     )
-    async def collection(name: str) -> str:
+    async def collection(name: str, ctx: Context[Any, Any]) -> str:
         try:
-            details = await store.collection_details(collection_name(name))
+            details = await stores.of(ctx).collection_details(collection_name(name))
         except ValueError as exc:
             raise ResourceError(str(exc)) from None
         except ServiceError as exc:

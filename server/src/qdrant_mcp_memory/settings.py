@@ -285,6 +285,11 @@ class Settings(BaseSettings):
     oauth_client_id: str | None = Field(None, validation_alias=_env("MCP_OAUTH_CLIENT_ID"), min_length=1)
     oauth_client_secret: SecretStr | None = Field(None, validation_alias=_env("MCP_OAUTH_CLIENT_SECRET"))
     oauth_client_secret_file: Path | None = Field(None, validation_alias=_env("MCP_OAUTH_CLIENT_SECRET_FILE"))
+    # Tenants: the token claim (e.g. `sub`, or an organisation claim) whose value keeps each caller's
+    # memories apart; a token without it is refused. OAuth mode only (store/tenancy.py).
+    tenant_claim: str | None = Field(
+        None, validation_alias=_env("MCP_TENANT_CLAIM"), min_length=1, max_length=256, pattern=r"^[^\s]+$"
+    )
     # Set, each call's span carries its caller as user.hash, an HMAC of issuer and subject with this key.
     caller_hash_key: SecretStr | None = Field(None, validation_alias=_env("MCP_CALLER_HASH_KEY"))
     caller_hash_key_file: Path | None = Field(None, validation_alias=_env("MCP_CALLER_HASH_KEY_FILE"))
@@ -404,6 +409,7 @@ class Settings(BaseSettings):
             "MCP_OAUTH_JWKS_URL": self.oauth_jwks_url,
             "MCP_OAUTH_CLIENT_ID": self.oauth_client_id,
             "MCP_OAUTH_CLIENT_SECRET": self.oauth_client_secret,
+            "MCP_TENANT_CLAIM": self.tenant_claim,
         }
         if self.auth_mode != "oauth":
             # An issuer set without the mode would leave the server open (or on the token) unnoticed.

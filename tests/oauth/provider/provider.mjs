@@ -9,6 +9,7 @@
 //   opaqueClients        client ids whose tokens are opaque whatever the resource's format
 //   clients              static client metadata (client credentials, introspection, auth code)
 //   tenantClaim          a claim every access token carries: "org-" + the account (or client)
+//   untenantedClients    client ids whose access tokens lack the tenant claim
 // Dynamic client registration and the development login/consent pages are on (the tests drive
 // them headlessly). Each request is printed as one JSON line, so tests can count what was asked.
 import { readFileSync } from 'node:fs';
@@ -49,6 +50,7 @@ const provider = new Provider(config.issuer, {
   },
   async extraTokenClaims(ctx, token) {
     const who = token.accountId ?? token.clientId;
+    if (!token.accountId && config.untenantedClients.includes(token.clientId)) return {};
     return { [config.tenantClaim]: `org-${who}` };
   },
   async findAccount(ctx, sub) {

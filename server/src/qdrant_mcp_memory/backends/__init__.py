@@ -234,7 +234,10 @@ class Backend(Protocol):
         first, or a retried request whose first answer was lost did)."""
         ...
 
-    async def create_index(self, collection: str, key: str, field_type: FieldType) -> None: ...
+    async def create_index(self, collection: str, key: str, field_type: FieldType, *, tenant: bool = False) -> None:
+        """A payload index on `key`; `tenant` (keyword only): Qdrant's `is_tenant`, which groups each
+        value's points in storage so filtering by one tenant reads only its points."""
+        ...
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Write points; returns once the write is acknowledged, as every write here does. A Qdrant

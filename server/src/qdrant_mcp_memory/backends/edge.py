@@ -286,10 +286,12 @@ class EdgeBackend:
             await self._run(self._space.check)
             self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
-    async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
+    async def create_index(self, collection: str, key: str, field_type: FieldType, *, tenant: bool = False) -> None:
         import qdrant_edge as qe
 
-        schema = getattr(qe.PayloadSchemaType, _INDEX_TYPES[field_type])
+        schema: qe.PayloadSchemaType | qe.KeywordIndexParams = getattr(qe.PayloadSchemaType, _INDEX_TYPES[field_type])
+        if tenant:
+            schema = qe.KeywordIndexParams(is_tenant=True)
         await self._write(collection, qe.UpdateOperation.create_field_index(key, schema), count=0)
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:

@@ -160,10 +160,14 @@ class RemoteBackend:
             if await self.describe(collection) is None:
                 raise
 
-    async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
+    async def create_index(self, collection: str, key: str, field_type: FieldType, *, tenant: bool = False) -> None:
         from qdrant_client import models
 
-        schema = models.PayloadSchemaType(_INDEX_TYPES[field_type])
+        schema: models.PayloadSchemaType | models.KeywordIndexParams = models.PayloadSchemaType(
+            _INDEX_TYPES[field_type]
+        )
+        if tenant:  # local mode keeps no indexes and ignores it; a Qdrant server groups the points
+            schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
         await self._call(
             "create_payload_index",
             collection,

@@ -8,7 +8,8 @@ modifier) and searches fuse both rankings; collections without it are searched d
 
 The store is one object made of its parts: the shared state and collection layouts
 (collections.py), writes (writes.py, near-duplicates in duplicates.py), reads (reads.py),
-browsing (listing.py), expiry (lifecycle.py) and export and import (transfer.py).
+browsing (listing.py), expiry (lifecycle.py) and export and import (transfer.py). `scoped(tenant)`
+gives the same store confined to one tenant's points (tenancy.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .model import (
 )
 from .payload import PayloadLayout
 from .reads import Reads
+from .tenancy import Tenant
 from .transfer import Record, Restores, Vector, export_records
 from .writes import Writes
 
@@ -58,6 +60,7 @@ __all__ = [
     "StoreConfig",
     "Stored",
     "Vector",
+    "Tenant",
     "content_id",
     "export_records",
 ]

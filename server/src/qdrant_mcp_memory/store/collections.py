@@ -8,13 +8,16 @@ indexes (FILTERABLE_FIELDS, and the datetime indexes listing and expiry use) are
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Self
 
 import anyio
 
+from .. import times
 from ..backends import Backend, DenseVector, NewCollection, PointId
 from ..embeddings import Embedder
 from ..errors import CollectionLayoutError, CollectionNotFound, EmbeddingUnavailable
@@ -23,6 +26,7 @@ from ..settings import QUANTIZED_VECTOR_SUFFIX
 from .advice import SAMPLE, Advice, advise
 from .model import CollectionDetails, Memory, MemoryEvents, NoEvents, SparseEncoder, StoreConfig
 from .payload import PayloadLayout
+from .tenancy import Tenant
 
 log = logging.getLogger("qdrant_mcp_memory.store")
 
@@ -62,6 +66,23 @@ class StoreBase:
         self._expiring: dict[str, bool] = {}
         self._checking = anyio.Lock()
         self.update_locks = [anyio.Lock() for _ in range(UPDATE_LOCKS)]
+        # The tenant every call of this store is confined to; None: no tenancy (token mode, stdio).
+        self.tenant: Tenant | None = None
+
+    def scoped(self, tenant: Tenant) -> Self:
+        """This store confined to `tenant`'s points: it shares the engine, the layouts and the locks."""
+        view = copy.copy(self)
+        view.tenant = tenant
+        return view
+
+    def _own(self) -> Condition | None:
+        """The condition every read, count and delete is ANDed with: this store's tenant, if any."""
+        return None if self.tenant is None else self.tenant.condition()
+
+    def _within(self, filter: Filter) -> Filter:
+        """`filter` confined to this store's tenant (outside it: nothing in `filter` can widen it)."""
+        own = self._own()
+        return filter if own is None else Filter(must=(filter, own))
 
     async def list_collections(self) -> list[str]:
         return await self.backend.list_collections()
@@ -76,13 +97,18 @@ class StoreBase:
             expected = self._expected_vector()
         except EmbeddingUnavailable as exc:  # what the engine holds can still be told
             unknown = str(exc)
+        points = schema.points_count
+        if self.tenant is not None:  # a tenant learns how many memories it holds, not how many others do
+            points = await self.backend.count(collection, all_of(self._own(), self._live(collection, times.now())))
         advice = Advice()
         if expected is not None:
-            sample = await self.backend.scroll(collection, None, SAMPLE, None, with_vectors=False)
+            own = self._own()  # a tenant's advice comes from its own points
+            mine = None if own is None else Filter(must=(own,))
+            sample = await self.backend.scroll(collection, None, SAMPLE, mine, with_vectors=False)
             advice = advise(schema.dense, expected, [point.payload for point in sample.points], self.payloads)
         return CollectionDetails(
             name=collection,
-            points_count=schema.points_count,
+            points_count=points,
             status=schema.status,
             vectors=list(schema.dense),
             sparse_vectors=list(schema.sparse),
@@ -110,7 +136,7 @@ class StoreBase:
         """The points among `ids` that exist and have not expired, by id."""
         if not ids:
             return {}
-        wanted = all_of(HasId(tuple(dict.fromkeys(ids))), self._live(collection, moment))
+        wanted = all_of(HasId(tuple(dict.fromkeys(ids))), self._live(collection, moment), self._own())
         page = await self.backend.scroll(collection, None, len(ids), wanted, with_vectors=False)
         return {point.id: self.payloads.decode(point.id, point.payload) for point in page.points}
 
@@ -184,6 +210,8 @@ class StoreBase:
         for key in self.payloads.datetime_keys:
             if key not in indexed:
                 await self.backend.create_index(collection, key, "datetime")
+        if self.config.tenants and Tenant.key not in indexed:
+            await self.backend.create_index(collection, Tenant.key, "keyword", tenant=True)
         return layout
 
     def _expected_vector(self) -> DenseVector:

@@ -14,7 +14,7 @@ import anyio
 from .. import times
 from ..backends import Backend
 from ..errors import CollectionNotFound, ServiceError
-from ..filters import Filter
+from ..filters import Condition, all_of
 from .collections import StoreBase
 from .model import MemoryEvents, NoEvents
 from .payload import PayloadLayout
@@ -41,14 +41,14 @@ class Expiry:
         self.payloads = payloads or PayloadLayout()
         self.events = events or NoEvents()
 
-    async def purge(self, collection: str | None = None) -> dict[str, int]:
-        """Delete expired points: in `collection`, or in every collection with this server's vector.
-        Returns how many each collection lost."""
+    async def purge(self, collection: str | None = None, within: Condition | None = None) -> dict[str, int]:
+        """Delete expired points (those `within` matches, if given): in `collection`, or in every
+        collection with this server's vector. Returns how many each collection lost."""
         if collection is not None:
             if await self.backend.describe(collection) is None:
                 raise CollectionNotFound(f"collection {collection!r} does not exist")
-            return {collection: await self.purge_collection(collection)}
-        return {name: await self.purge_collection(name) for name in await self.collections()}
+            return {collection: await self.purge_collection(collection, within)}
+        return {name: await self.purge_collection(name, within) for name in await self.collections()}
 
     async def collections(self) -> list[str]:
         """The collections with this server's vector (those of other tools are left alone)."""
@@ -59,10 +59,10 @@ class Expiry:
                 names.append(name)
         return names
 
-    async def purge_collection(self, collection: str) -> int:
+    async def purge_collection(self, collection: str, within: Condition | None = None) -> int:
         total = 0
         while True:
-            expired = Filter(must=(self.payloads.expired(times.now()),))
+            expired = all_of(self.payloads.expired(times.now()), within)
             page = await self.backend.scroll(collection, None, PURGE_BATCH, expired, with_vectors=False)
             ids = [point.id for point in page.points]
             if not ids:
@@ -78,16 +78,17 @@ class Expiry:
 class Lifecycle(StoreBase):
     async def purge_expired(self, collection: str | None = None) -> dict[str, int]:
         """Delete expired points in `collection`, or in every collection with this server's vector
-        that may hold any (on storage only this process writes, it knows which do)."""
+        that may hold any (on storage only this process writes, it knows which do). A tenant-scoped
+        store deletes only its tenant's; the background purge (unscoped) everyone's."""
         expiry = Expiry(self.backend, self.config.vector_name, self.payloads, self.events)
         if collection is not None:
-            return await expiry.purge(collection)
+            return await expiry.purge(collection, self._own())
         names = []
         for name in await expiry.collections():
             await self._layout(name, create=False)
             if self._live(name, times.now()) is not None:
                 names.append(name)
-        return {name: await expiry.purge_collection(name) for name in names}
+        return {name: await expiry.purge_collection(name, self._own()) for name in names}
 
     async def purge_periodically(self, interval_s: float) -> None:
         """Purge every `interval_s` seconds until cancelled; failures are logged and retried next time."""

@@ -70,13 +70,15 @@ class Listing(StoreBase):
         created_before: datetime | None = None,
     ) -> Listed:
         await self._require(collection, searchable=False)
-        fingerprint = _fingerprint(filter, created_after, created_before)
+        # A cursor names its tenant too: another tenant's cursor is refused, not read from.
+        fingerprint = _fingerprint(all_of(filter, self._own()), created_after, created_before)
         if cursor is None:
             snapshot, position = times.micros(times.now()), Position()
         else:
             snapshot, position = _decode(cursor, collection, order, fingerprint)
         timed_only = created_after is not None or created_before is not None
-        base = all_of(filter, self.payloads.created(created_after, created_before), self._live(collection, times.now()))
+        created = self.payloads.created(created_after, created_before)
+        base = all_of(filter, created, self._live(collection, times.now()), self._own())
         walk = _Walk(self.backend, self.payloads, collection, base=base, newest=order == "newest", snapshot=snapshot)
         items = await walk.items(position, limit + 1, timed_only)
         following = None

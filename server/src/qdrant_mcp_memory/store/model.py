@@ -64,6 +64,8 @@ class StoreConfig:
     # The payload keys of the text and the metadata ("": every other key is metadata); see payload.py.
     document_key: str = "document"
     metadata_key: str = "metadata"
+    # Tenancy (MCP_TENANT_CLAIM): every collection gets the tenant index (tenancy.py).
+    tenants: bool = False
 
 
 @dataclass(frozen=True)

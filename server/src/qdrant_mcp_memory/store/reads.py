@@ -97,7 +97,7 @@ class Reads(StoreBase):
                 self.config.vector_name,
                 vector,
                 limit,
-                all_of(filter, created, self._live(collection, moment)),
+                all_of(filter, created, self._live(collection, moment), self._own()),
                 score_threshold,
                 SPARSE_VECTOR if fused else None,
                 fused,

@@ -9,7 +9,7 @@ created is unknown, and listing keeps it where it was (after the timestamped poi
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ import anyio
 from .. import times, validation
 from ..backends import Point, PointId, SparseVector
 from ..errors import CollectionNotFound, InvalidRequest
-from ..filters import Filter, all_of
+from ..filters import Filter, HasId, all_of
 from .collections import SPARSE_VECTOR, StoreBase
 from .duplicates import Candidate, near_duplicates
 from .model import Duplicate, Entry, IfSimilar, Memory, Stored, content_id
@@ -38,7 +38,7 @@ class Writes(StoreBase):
         """Embed the entries and write them in one upsert, acknowledged by the engine."""
         moment = times.now()
         _check_expiry(expires_at, moment)
-        ids, unique = _dedupe(entries)
+        ids, unique = _dedupe(entries, self.tenant.content_id if self.tenant else content_id)
         layout = await self._writable(collection)
         vectors = await self.embedder.embed_documents([entry.document for entry, _ in unique.values()])
         candidates = [
@@ -48,6 +48,7 @@ class Writes(StoreBase):
         try:
             duplicates = await self._duplicates(collection, candidates, if_similar, similarity, moment)
             writes = _targets(candidates, duplicates)
+            await self._refuse_others(collection, [target for target, _ in writes])
             existing = await self._live_memories(collection, [target for target, _ in writes], moment)
         except CollectionNotFound:
             # The engine lost the collection since it was checked (e.g. restarted on empty storage).
@@ -82,7 +83,7 @@ class Writes(StoreBase):
             candidates=candidates,
             threshold=self.config.similarity_threshold if similarity is None else similarity,
             mode=if_similar,
-            live=self._live(collection, moment),
+            live=all_of(self._live(collection, moment), self._own()),
         )
 
     async def _points(
@@ -112,7 +113,8 @@ class Writes(StoreBase):
                 expires_at=expiry,
             )
             dense = {self.config.vector_name: candidate.vector}
-            points.append(Point(target, dense, self.payloads.encode(memory), sparse_vectors))
+            payload = self.payloads.encode(memory)
+            points.append(Point(target, dense, self.tenant.stamp(payload) if self.tenant else payload, sparse_vectors))
         return points
 
     async def update(
@@ -140,7 +142,8 @@ class Writes(StoreBase):
             _check_expiry(expires_at, moment)
             reembed = information is not None
             points = await self.backend.retrieve(collection, [point_id], with_vectors=reembed)
-            before = self.payloads.decode(point_id, points[0].payload) if points else None
+            mine = bool(points) and (self.tenant is None or self.tenant.owns(points[0].payload))
+            before = self.payloads.decode(point_id, points[0].payload) if mine else None
             if before is None or self.payloads.is_expired(before, moment):
                 raise InvalidRequest(
                     f"collection {collection!r} has no point {point_id}: qdrant-update changes existing memories "
@@ -174,15 +177,31 @@ class Writes(StoreBase):
         """Delete points by id; returns how many of them existed (and had not expired)."""
         await self._require_existing(collection)
         existing = await self._live_memories(collection, ids, times.now())
-        await self.backend.delete_ids(collection, ids)
+        if self.tenant is None:
+            await self.backend.delete_ids(collection, ids)
+        else:  # one engine-side filter: the ids' points that are this tenant's, nothing else
+            await self.backend.delete_matching(collection, self._within(Filter(must=(HasId(tuple(ids)),))))
         return len(existing)
 
     async def delete_matching(self, collection: str, filter: Filter) -> int:
         """Delete every point the filter matches; returns how many there were (expired ones aside)."""
         await self._require_existing(collection)
-        count = await self.backend.count(collection, all_of(filter, self._live(collection, times.now())))
-        await self.backend.delete_matching(collection, filter)
+        count = await self.backend.count(collection, all_of(filter, self._live(collection, times.now()), self._own()))
+        await self.backend.delete_matching(collection, self._within(filter))
         return count
+
+    async def _refuse_others(self, collection: str, ids: Sequence[PointId]) -> None:
+        """A tenant writes only to ids that are free or its own: a point of another tenant (or of none)
+        is never overwritten. The error names no owner and shows nothing of the point."""
+        if self.tenant is None or not ids:
+            return
+        points = await self.backend.retrieve(collection, ids, with_vectors=False)
+        taken = [point.id for point in points if not self.tenant.owns(point.payload)]
+        if taken:
+            raise InvalidRequest(
+                f"id {taken[0]} is not available in collection {collection!r}: give another id, or leave it out "
+                "(an id is then derived from the text)"
+            )
 
     async def _upsert(self, collection: str, points: list[Point]) -> None:
         try:
@@ -232,13 +251,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def _dedupe(entries: Sequence[Entry]) -> tuple[list[PointId], dict[PointId, tuple[Entry, int]]]:
-    """Each entry's id, and one entry per id with the index of its first occurrence; entries that
-    share an id must be identical."""
+def _dedupe(
+    entries: Sequence[Entry], derive: Callable[[str], PointId]
+) -> tuple[list[PointId], dict[PointId, tuple[Entry, int]]]:
+    """Each entry's id (given, or `derive`d from its text), and one entry per id with the index of
+    its first occurrence; entries that share an id must be identical."""
     ids: list[PointId] = []
     unique: dict[PointId, tuple[Entry, int]] = {}
     for index, entry in enumerate(entries):
-        point_id = entry.id if entry.id is not None else content_id(entry.document)
+        point_id = entry.id if entry.id is not None else derive(entry.document)
         ids.append(point_id)
         seen = unique.get(point_id)
         if seen is None:

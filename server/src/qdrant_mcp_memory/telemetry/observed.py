@@ -226,9 +226,9 @@ class ObservedBackend:
         with self._operation("create_collection", collection):
             await self.backend.create_collection(collection, spec)
 
-    async def create_index(self, collection: str, key: str, field_type: FieldType) -> None:
+    async def create_index(self, collection: str, key: str, field_type: FieldType, *, tenant: bool = False) -> None:
         with self._operation("create_payload_index", collection):
-            await self.backend.create_index(collection, key, field_type)
+            await self.backend.create_index(collection, key, field_type, tenant=tenant)
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
         with self._operation("upsert", collection):

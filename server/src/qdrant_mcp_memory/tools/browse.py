@@ -4,11 +4,11 @@
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 
 from ..filters import all_of, metadata_filter
 from ..results import CollectionInfoResult, CollectionListResult, GetResult, ListResult
-from ..store import QdrantStore
 from .params import (
     DEFAULT_PAGE,
     CollectionName,
@@ -22,13 +22,16 @@ from .params import (
     QueryFilter,
 )
 from .shaping import READ_ONLY, Shaping, reshape, time_window, tool_errors
+from .tenants import Stores
 
 
-def register_browse(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None:
-    async def get(ids: GetIds, collection_name: CollectionName | None = None) -> Annotated[CallToolResult, GetResult]:
+def register_browse(mcp: MCPServer, shaping: Shaping, stores: Stores) -> None:
+    async def get(
+        ids: GetIds, collection_name: CollectionName | None = None, *, ctx: Context[Any, Any]
+    ) -> Annotated[CallToolResult, GetResult]:
         collection = shaping.collection(collection_name)
         with tool_errors():
-            fetched = await store.get(collection, ids)
+            fetched = await stores.of(ctx).get(collection, ids)
         return GetResult.from_fetched(collection, fetched).respond()
 
     reshape(get, hide=shaping.hidden)
@@ -51,13 +54,14 @@ def register_browse(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> Non
         metadata_match: MetadataMatch = None,
         collection_name: CollectionName | None = None,
         query_filter: QueryFilter = None,
+        ctx: Context[Any, Any],
         **filter_values: Any,
     ) -> Annotated[CallToolResult, ListResult]:
         collection = shaping.collection(collection_name)
         after, before = time_window(created_after, created_before)
         with tool_errors():
             matched = metadata_filter(metadata_match, shaping.metadata_path) if metadata_match else None
-            listed = await store.list_page(
+            listed = await stores.of(ctx).list_page(
                 collection,
                 limit,
                 order,
@@ -78,9 +82,9 @@ def register_browse(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> Non
         annotations=READ_ONLY,
     )
 
-    async def list_collections() -> Annotated[CallToolResult, CollectionListResult]:
+    async def list_collections(ctx: Context[Any, Any]) -> Annotated[CallToolResult, CollectionListResult]:
         with tool_errors():
-            names = await store.list_collections()
+            names = await stores.of(ctx).list_collections()
         return CollectionListResult(collections=names).respond()
 
     mcp.add_tool(
@@ -93,10 +97,12 @@ def register_browse(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> Non
 
     async def collection_info(
         collection_name: CollectionName | None = None,
+        *,
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, CollectionInfoResult]:
         collection = shaping.collection(collection_name)
         with tool_errors():
-            details = await store.collection_details(collection)
+            details = await stores.of(ctx).collection_details(collection)
         return CollectionInfoResult.from_details(details).respond()
 
     reshape(collection_info, hide=shaping.hidden)

@@ -4,12 +4,12 @@
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
 from .. import times
 from ..results import FindResult
-from ..store import QdrantStore
 from .params import (
     CollectionName,
     CollectionNames,
@@ -23,9 +23,10 @@ from .params import (
     ScoreThreshold,
 )
 from .shaping import READ_ONLY, Shaping, time_window, tool_errors
+from .tenants import Stores
 
 
-def register_search(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None:
+def register_search(mcp: MCPServer, shaping: Shaping, stores: Stores) -> None:
     async def find(
         query: Query,
         *,
@@ -38,6 +39,7 @@ def register_search(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> Non
         created_before: CreatedBefore = None,
         recency: Recency = None,
         diversity: Diversity = None,
+        ctx: Context[Any, Any],
         **filter_values: Any,
     ) -> Annotated[CallToolResult, FindResult]:
         if collection_names and collection_name:
@@ -45,7 +47,7 @@ def register_search(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> Non
         collections = list(dict.fromkeys(collection_names or [shaping.collection(collection_name)]))
         after, before = time_window(created_after, created_before)
         with tool_errors():
-            found = await store.find_in(
+            found = await stores.of(ctx).find_in(
                 collections,
                 query,
                 limit,

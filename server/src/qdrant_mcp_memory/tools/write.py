@@ -5,9 +5,10 @@ None of them is registered in read-only mode.
 
 # No `from __future__ import annotations`: the SDK reads these signatures at runtime.
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -15,7 +16,7 @@ from pydantic import Field
 from .. import times
 from ..filters import metadata_filter
 from ..results import DeleteResult, MemoryEntry, StoreManyResult, StoreResult, UpdateResult
-from ..store import Entry, QdrantStore
+from ..store import Entry
 from ..validation import MAX_CALL_CHARS, MAX_ENTRIES
 from .params import (
     NEVER,
@@ -37,6 +38,7 @@ from .params import (
     UpdateId,
 )
 from .shaping import WRITE, Shaping, reshape, tool_errors
+from .tenants import Stores
 
 
 def expiry(expires_at: str | None, ttl: str | None) -> datetime | None:
@@ -48,7 +50,7 @@ def expiry(expires_at: str | None, ttl: str | None) -> datetime | None:
     return None if expires_at is None else times.parse_time(expires_at, what="expires_at")
 
 
-def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None:
+def register_write(mcp: MCPServer, shaping: Shaping, stores: Stores) -> None:
     description = shaping.settings.tool_store_description
 
     async def store_one(
@@ -61,11 +63,12 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
         ttl: Ttl = None,
         if_similar: IfSimilar = "store",
         similarity: Similarity = None,
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, StoreResult]:
         collection = shaping.collection(collection_name)
         until = expiry(expires_at, ttl)
         with tool_errors():
-            stored = await store.store(
+            stored = await stores.of(ctx).store(
                 collection,
                 [Entry(information, metadata, id)],
                 expires_at=until,
@@ -93,6 +96,7 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
         ttl: Ttl = None,
         if_similar: IfSimilar = "store",
         similarity: Similarity = None,
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, StoreManyResult]:
         collection = shaping.collection(collection_name)
         total = sum(len(entry.information) for entry in entries)
@@ -103,7 +107,7 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
             )
         until = expiry(expires_at, ttl)
         with tool_errors():
-            stored = await store.store(
+            stored = await stores.of(ctx).store(
                 collection,
                 [Entry(e.information, e.metadata, e.id) for e in entries],
                 expires_at=until,
@@ -130,11 +134,12 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
         metadata_patch: MetadataPatch = None,
         expires_at: ExpiryChange = None,
         collection_name: CollectionName | None = None,
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, UpdateResult]:
         collection = shaping.collection(collection_name)
         new_expiry = None if expires_at in (None, NEVER) else times.parse_time(expires_at, what="expires_at")
         with tool_errors():
-            memory = await store.update(
+            memory = await stores.of(ctx).update(
                 collection,
                 id,
                 information=information,
@@ -160,6 +165,8 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
         ids: PointIds = None,
         metadata_match: MetadataMatch = None,
         collection_name: CollectionName | None = None,
+        *,
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, DeleteResult]:
         collection = shaping.collection(collection_name)
         if not ids and not metadata_match:
@@ -167,6 +174,7 @@ def register_write(mcp: MCPServer, shaping: Shaping, store: QdrantStore) -> None
         if ids and metadata_match:
             raise ToolError("give ids or metadata_match, not both")
         with tool_errors():
+            store = stores.of(ctx)
             if ids:
                 deleted = await store.delete_ids(collection, ids)
             else:

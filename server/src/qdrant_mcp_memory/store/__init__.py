@@ -59,8 +59,8 @@ __all__ = [
     "SparseEncoder",
     "StoreConfig",
     "Stored",
-    "Vector",
     "Tenant",
+    "Vector",
     "content_id",
     "export_records",
 ]

@@ -126,11 +126,11 @@ def test_the_deployment_grace_period_covers_the_drain() -> None:
 
 
 def test_the_sessions_alert_says_what_the_server_does_at_the_cap() -> None:
-    """At MCP_MAX_SESSIONS the least recently used idle session is ended (settings.py, the README's
+    """At MCP_MAX_SESSIONS the least recently used idle session is ended (settings/model.py, the README's
     settings table); the alert must not promise that new sessions are refused."""
     rules = yaml.safe_load((REPO / "otel" / "prometheus" / "rules" / "qdrant-mcp.rules.yaml").read_text())
     (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "McpSessionsNearLimit"]
-    settings = (REPO / "server" / "src" / "qdrant_mcp_memory" / "settings.py").read_text()
+    settings = (REPO / "server" / "src" / "qdrant_mcp_memory" / "settings" / "model.py").read_text()
     assert "the least recently used idle one makes room at the cap" in settings
     assert "at the cap the least recently used idle one is ended" in README
     description = " ".join(alert["annotations"]["description"].split())

@@ -1,19 +1,18 @@
 """Qdrant Edge: Qdrant's own engine in-process (segments, WAL, HNSW, payload indexes, BM25).
 
 The root folder (QDRANT_LOCAL_PATH) and how it is opened are `root.py`; a collection's
-folder and how its generations change safely, `generations.py`; index builds, `builds.py`.
-This module is the engine adapter: it turns the seam's calls into engine calls and decides
-when a collection is flushed and when its index is built.
+folder and how its generations change safely, `generations.py`; index builds, `builds.py`;
+how the seam's requests become the engine's, `edge_requests.py`, and a collection's layout
+(its config, payload index schemas, what `describe` reports), `edge_schema.py`. This module
+is the engine adapter: it turns the seam's calls into engine calls and decides when a
+collection is flushed and when its index is built.
 
 The engine holds the GIL while it works, so every call runs in one worker thread (off the
 event loop) and stays short. Building the HNSW index (`optimize`) takes seconds to minutes
 and would freeze the process; it runs instead in a child process on a copy of the shard,
 while searches and writes go on against the live one. Writes made meanwhile are replayed
 onto the optimized copy, which then replaces the live shard in one step (loading an
-optimized shard maps its files: a fraction of a second even at 100 000 points). How a
-collection's folder and its generations change safely is `generations.py`; how the seam's
-requests become the engine's is `edge_requests.py`; this module is the engine adapter and
-decides when a build runs.
+optimized shard maps its files: a fraction of a second even at 100 000 points).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from .. import filters as f
 from ..errors import CollectionNotFound, QdrantRejected, QdrantUnavailable, ServiceError
 from . import (
     CollectionSchema,
-    DenseVector,
     FieldType,
     NewCollection,
     OrderedPoint,
@@ -63,6 +61,7 @@ from .edge_requests import (
     scroll_request,
     search_request,
 )
+from .edge_schema import collection_schema, edge_config, index_schema
 from .generations import LiveCollection
 from .root import collection_folder
 
@@ -78,15 +77,6 @@ OPTIMIZE_AT_UNINDEXED = 8_000
 # Writes count as paused after this long without one: then the shard is flushed (bounding what
 # a crash would replay from the WAL) and, if enough is unindexed, an index build starts.
 QUIET_S = 2.0
-_INDEX_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "boolean": "Bool", "datetime": "Datetime"}
-_SCHEMA_NAMES = {
-    "Keyword": "keyword",
-    "Integer": "integer",
-    "Float": "float",
-    "Bool": "bool",
-    "Text": "text",
-    "Datetime": "datetime",
-}
 
 
 @dataclass(frozen=True)
@@ -218,18 +208,7 @@ class EdgeBackend:
             return None
         config = json.loads((found.shard_path / "edge_config.json").read_text())
         info = await self._run(found.shard.info)
-        dense = tuple(
-            DenseVector(name, int(params["size"]), str(params.get("distance", "Cosine")))
-            for name, params in config.get("vectors", {}).items()
-        )
-        indexed = {
-            key: _SCHEMA_NAMES.get(_enum_name(v.data_type), _enum_name(v.data_type).lower())
-            for key, v in info.payload_schema.items()
-        }
-        status = "yellow" if found.replay is not None else "green"  # yellow: an index is being built
-        return CollectionSchema(
-            dense, tuple(sorted(config.get("sparse_vectors", {}))), info.points_count, indexed, status
-        )
+        return collection_schema(config, info, building=found.replay is not None)
 
     async def search(self, collection: str, search: Search) -> list[ScoredPoint]:
         found = self._get(collection)
@@ -268,30 +247,20 @@ class EdgeBackend:
     # -- writes ---------------------------------------------------------------------------
 
     async def create_collection(self, collection: str, spec: NewCollection) -> None:
-        import qdrant_edge as qe
-
         await self.ping()
         async with self._creating:
             if collection in self._collections:
                 return
             self._refuse_unloadable(collection)
             folder = self.root / "collections" / collection_folder(collection)
-            config = qe.EdgeConfig(
-                vectors={spec.dense.name: qe.EdgeVectorParams(size=spec.dense.size, distance=qe.Distance.Cosine)},
-                sparse_vectors={spec.sparse: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
-                if spec.sparse
-                else None,
-            )
-
+            config = edge_config(spec)
             await self._run(self._space.check)
             self._collections[collection] = await self._run(generations.create, folder, collection, config)
 
     async def create_index(self, collection: str, key: str, field_type: FieldType, *, tenant: bool = False) -> None:
         import qdrant_edge as qe
 
-        schema: qe.PayloadSchemaType | qe.KeywordIndexParams = getattr(qe.PayloadSchemaType, _INDEX_TYPES[field_type])
-        if tenant:
-            schema = qe.KeywordIndexParams(is_tenant=True)
+        schema = index_schema(field_type, tenant=tenant)
         await self._write(collection, qe.UpdateOperation.create_field_index(key, schema), count=0)
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
@@ -425,7 +394,3 @@ class EdgeBackend:
             raise
         except Exception as exc:
             raise QdrantRejected(f"the embedded engine refused the request: {first_line(exc)}") from exc
-
-
-def _enum_name(value: object) -> str:
-    return str(value).rsplit(".", 1)[-1]

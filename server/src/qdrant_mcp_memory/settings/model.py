@@ -1,25 +1,16 @@
-"""Typed, validated settings read from the environment (and an env file, only when one is named).
-
-Names follow the official `mcp-server-qdrant` where it has them, so a configuration
-written for it keeps working. Empty strings count as unset (the official image sets
-`QDRANT_URL=""`). Every secret can also come from `NAME_FILE`. No `.env` is read from the
-working directory: that file belongs to Docker Compose, and its container paths
-(`/run/secrets/...`) must not leak into a server started from the same folder.
-"""
+"""The Settings class: every setting with its variable names, default and bounds, and the checks
+that settings make sense together (the module docstring of the package says how they are read)."""
 
 from __future__ import annotations
 
-import ipaddress
-import keyword
-import os
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic.fields import FieldInfo
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .fields import FilterableField
+from .values import EmptyValues, _check_url, _env, _secret_from_file, _split_list, default_model_cache, is_loopback
 
 DEFAULT_STORE_DESCRIPTION = "Keep the memory for later use, when you are asked to remember something."
 DEFAULT_FIND_DESCRIPTION = (
@@ -37,121 +28,12 @@ SIMILARITY_THRESHOLD = 0.97
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 Provider = Literal["fastembed", "openai"]
-FieldType = Literal["keyword", "integer", "float", "boolean"]
-Condition = Literal["==", "!=", ">", ">=", "<", "<=", "any", "except"]
 
 
 # RFC 6749 §3.3 scope-token: printable ASCII but space, `"` and the backslash.
 SCOPE_SYNTAX = r"^[\x21\x23-\x5b\x5d-\x7e]+$"
-
-
-# Parameters of qdrant-find and qdrant-list (the tools filter fields join): a field cannot take their names.
-RESERVED_PARAMETERS = frozenset(
-    {
-        "query",
-        "limit",
-        "score_threshold",
-        "collection_name",
-        "collection_names",
-        "query_filter",
-        "created_after",
-        "created_before",
-        "recency",
-        "diversity",
-        "order",
-        "cursor",
-        "metadata_match",
-    }
-)
-
-
-class FilterableField(BaseModel):
-    """One entry of `FILTERABLE_FIELDS` (the official server's format)."""
-
-    name: str = Field(min_length=1, max_length=64)
-    description: str
-    field_type: FieldType
-    condition: Condition | None = None
-    required: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _parameter_name(cls, name: str) -> str:
-        # Each field becomes a parameter of qdrant-find: it needs a name a parameter can have.
-        if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("_"):
-            raise ValueError(
-                f"field name {name!r} must be an ASCII identifier (letters, digits, _; not a Python keyword)"
-            )
-        if name in RESERVED_PARAMETERS:
-            raise ValueError(f"field name {name!r} is a parameter of qdrant-find or qdrant-list; pick another name")
-        return name
-
-    @model_validator(mode="after")
-    def _condition_fits_type(self) -> FilterableField:
-        if self.condition in ("any", "except") and self.field_type not in ("keyword", "integer"):
-            raise ValueError(f"{self.name}: condition {self.condition!r} needs a keyword or integer field")
-        if self.field_type == "float" and self.condition in ("==", "!="):
-            raise ValueError(f"{self.name}: float fields support range conditions only")
-        if self.field_type == "boolean" and self.condition not in (None, "==", "!="):
-            raise ValueError(f"{self.name}: boolean fields support == and != only")
-        return self
-
-
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
-def _split_list(value: object) -> object:
-    """Accept a JSON list or a comma-separated string for list settings."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            import json
-
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
-
-
-def default_local_path() -> Path:
-    """Where embedded Qdrant keeps its data when neither URL nor path is set."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "qdrant-mcp" / "qdrant"
-
-
-def default_model_cache() -> Path:
-    """Where fastembed keeps downloaded models when FASTEMBED_CACHE_PATH is unset: a user cache
-    that survives reboots (fastembed's own default is in the temp folder)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "qdrant-mcp-memory" / "fastembed"
-
-
-# Settings whose empty value means something (the unnamed vector; a payload without a metadata
-# object), where every other empty setting counts as unset.
-EMPTY_MEANS_SOMETHING = ("QDRANT_VECTOR_NAME", "QDRANT_METADATA_KEY")
 # Keys this server writes beside the text and the metadata (store/payload.py): no layout may claim them.
 TIME_KEYS = ("created_at", "updated_at", "expires_at")
-
-
-class EmptyValues(PydanticBaseSettingsSource):
-    """The empty values of EMPTY_MEANS_SOMETHING, which env_ignore_empty drops: the environment's,
-    or the env file's when the environment does not set the variable at all."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env_file: object) -> None:
-        super().__init__(settings_cls)
-        self.env_file = env_file if isinstance(env_file, str | Path) and Path(env_file).is_file() else None
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:
-        return None, field_name, False  # unused: __call__ reads the few names itself
-
-    def __call__(self) -> dict[str, object]:
-        file = dotenv_values(self.env_file) if self.env_file is not None else {}
-        found: dict[str, object] = {}
-        for name in EMPTY_MEANS_SOMETHING:
-            value = os.environ[name] if name in os.environ else file.get(name)
-            if value == "":
-                found[name] = ""
-        return found
 
 
 class Settings(BaseSettings):
@@ -481,38 +363,3 @@ class Settings(BaseSettings):
         if self.allowed_origins is not None:
             return self.allowed_origins
         return ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a bind address is reachable from this machine only."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
-
-
-def _check_url(name: str, url: str, *, https_unless_loopback: bool, query: bool) -> None:
-    """An absolute http(s) URL without a fragment; https unless it names this machine (RFC 8414 §2, 9728 §2)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{name}={url!r} must be an absolute http(s) URL")
-    if parts.fragment or (parts.query and not query):
-        raise ValueError(f"{name}={url!r} must not have a {'fragment' if parts.fragment else 'query'}")
-    if https_unless_loopback and parts.scheme != "https" and not is_loopback(parts.hostname):
-        raise ValueError(f"{name}={url!r} must use https (plain http is accepted for localhost only)")
-
-
-def _secret_from_file(value: SecretStr | None, path: Path | None, name: str) -> SecretStr | None:
-    if path is None:
-        return value
-    if value is not None:
-        raise ValueError(f"set {name} or {name}_FILE, not both")
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    if not text:
-        raise ValueError(f"{name}_FILE: {path} is empty")
-    return SecretStr(text)

@@ -31,6 +31,7 @@ from mcp.client import Client
 from storage_faults import Steps, process_gone, read_folder, seed_folder, seed_payload
 
 from qdrant_mcp_memory.backends.edge import OPTIMIZE_AT_UNINDEXED, QUIET_S
+from qdrant_mcp_memory.settings import TIME_KEYS
 from support import ServerProcess, spawn_server
 
 NOTES = "notes"
@@ -184,7 +185,7 @@ class Case:
         assert SEEDED + len(acked) <= counted <= SEEDED + len(acked) + BATCH * len(unacked), run.server.log()
         assert run.server.terminate() == 0, run.server.log()
         found = read_folder(self.folder, NOTES)
-        missing = [i for i, payload in acked.items() if found.get(i) != payload]
+        missing = [i for i, payload in acked.items() if as_sent(found.get(i)) != payload]
         self.tally.checked += len(acked) - len(missing)
         self.tally.lost += len(missing)
         assert not missing, f"{len(missing)} of {len(acked)} acknowledged writes lost or changed: {missing[:10]}"
@@ -192,9 +193,17 @@ class Case:
         for batch in unacked:
             present = [i for i in batch if i in found]
             assert present in ([], list(batch)), f"an unacknowledged batch is half there: {present} of {list(batch)}"
-            assert all(found[i] == batch[i] for i in present)
+            assert all(as_sent(found[i]) == batch[i] for i in present)
         sent = set(acked).union(*unacked)
         assert set(found) <= set(range(SEEDED)) | sent, "points nobody wrote"
+
+
+def as_sent(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored payload as its writer sent it: without the times the server adds to every write."""
+    if payload is None:
+        return None
+    assert "created_at" in payload and "updated_at" in payload, payload
+    return {key: value for key, value in payload.items() if key not in TIME_KEYS}
 
 
 def points_count(server: ServerProcess) -> int:

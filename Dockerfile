@@ -138,8 +138,8 @@ COPY --from=build /pkg/ /opt/venv/
 COPY --from=model /opt/models /opt/models
 COPY pytest.ini /src/pytest.ini
 COPY tests /src/tests
-# The server-spawning helper the tests share with the benchmark (tests/support.py imports it).
-COPY bench/__init__.py bench/serverproc.py /src/bench/
+# What the tests share with the benchmark: the server-spawning helper (tests/support.py) and the evaluation sets.
+COPY bench/__init__.py bench/serverproc.py bench/evalset.py /src/bench/
 ENV FASTEMBED_CACHE_PATH=/opt/models \
     HF_HUB_OFFLINE=1 \
     XDG_CACHE_HOME=/tmp/.cache \

@@ -27,9 +27,9 @@ from support import ServerProcess, free_port, spawn_server
 pytestmark = pytest.mark.anyio
 COLLECTION = "full-disk"
 VECTOR = "fast-all-minilm-l6-v2"
-# Room for the collection, the holes loading it fills on tmpfs (its 32 MiB vector chunk), the
-# watermark, and a few calls' worth above it.
-DISK_MIB = 128
+# Room for the collection, the holes loading it fills on tmpfs (its 32 MiB vector chunk and WAL
+# segments), its payload indexes, the watermark, and a few calls' worth above it, with room to spare once freed.
+DISK_MIB = 192
 # Free space left above the watermark before the calls start: a few calls fit, then refusals.
 HEADROOM = 4 * MIB
 # A call's size on disk is mostly its metadata (not embedded, so the calls stay fast; random, so
@@ -108,7 +108,7 @@ async def test_a_full_disk_refuses_writes_keeps_reads_survives_a_restart_and_los
             filler = ballast(mounted / "ballast", space["free_bytes"] - MIN_FREE_BYTES - HEADROOM)
 
             refusal = None
-            for call in range(1, 60):  # the first fits in the headroom; the disk (128 MiB) fits fewer than 60
+            for call in range(1, 60):  # the first fits in the headroom; a call is ~5 MB: the headroom fits a few
                 result = await store_many(client, call)
                 if result.is_error:
                     refusal = result.content[0].text

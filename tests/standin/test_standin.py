@@ -6,6 +6,7 @@ here as a ResponseHandlingException, which RemoteBackend would have reported as 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ import pytest
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from qdrant_mcp_memory.backends import DenseVector, NewCollection, Point, Search, SparseVector
+from qdrant_mcp_memory.backends import DenseVector, Fusion, NewCollection, Point, Search, SparseVector
 from qdrant_mcp_memory.backends.remote import RemoteBackend, RemoteConfig
 from qdrant_mcp_memory.errors import CollectionNotFound, QdrantRejected
 from qdrant_mcp_memory.filters import metadata_filter, parse_filter
@@ -104,13 +105,22 @@ async def test_remote_backend_round_trip(backend: RemoteBackend) -> None:
     done = parse_filter({"must": [{"key": "metadata.done", "match": {"value": True}}]})
     assert [h.id for h in await backend.search(collection, Search(DENSE, [0, 1.0, 0, 0], 10, done))] == [1]
 
-    # Hybrid: both rankings fused by Qdrant's RRF (k=2: a point first in both scores 1/2 + 1/2).
+    # Hybrid: both rankings fused by Qdrant's RRF (k=2: a point first in both scores 1/2 + 1/2),
+    # and by DBSF (the default: each ranking's scores normalised, then summed).
     hybrid = Search(
-        DENSE, [1.0, 0, 0, 0], 3, sparse_name="bm25", sparse=SparseVector([10, 11], [1.0, 1.0]), candidates=10
+        DENSE,
+        [1.0, 0, 0, 0],
+        3,
+        sparse_name="bm25",
+        sparse=SparseVector([10, 11], [1.0, 1.0]),
+        candidates=10,
+        fusion=Fusion("rrf"),
     )
     fused = await backend.search(collection, hybrid)
     assert fused[0].id == 1 and fused[0].score == pytest.approx(1.0)
     assert [h.id for h in fused][:2] == [1, 2]
+    by_dbsf = await backend.search(collection, dataclasses.replace(hybrid, fusion=Fusion("dbsf")))
+    assert [h.id for h in by_dbsf][:2] == [1, 2] and by_dbsf[0].score > by_dbsf[1].score
 
     # Counts, ids, deletes.
     assert await backend.count(collection) == 4

@@ -18,9 +18,9 @@ from typing import Self
 import anyio
 
 from .. import times
-from ..backends import Backend, DenseVector, NewCollection, PointId
+from ..backends import Backend, DenseVector, FieldType, NewCollection, PointId
 from ..embeddings import Embedder
-from ..errors import CollectionLayoutError, CollectionNotFound, EmbeddingUnavailable
+from ..errors import CollectionLayoutError, CollectionNotFound, DiskFull, EmbeddingUnavailable
 from ..filters import Condition, Filter, HasId, IsEmpty, all_of
 from ..settings import QUANTIZED_VECTOR_SUFFIX
 from .advice import SAMPLE, Advice, advise
@@ -173,8 +173,11 @@ class StoreBase:
         async with self._checking:
             known = self._layouts.get(collection)
             if known is None:
-                known = await self._check(collection, create=create)
-                if known is not None:
+                checked = await self._check(collection, create=create)
+                if checked is None:
+                    return None
+                known, indexed = checked
+                if indexed:  # else checked again by the next call, which may find room to make them
                     self._layouts[collection] = known
         return known
 
@@ -183,7 +186,8 @@ class StoreBase:
         self._layouts.pop(collection, None)
         self._expiring.pop(collection, None)
 
-    async def _check(self, collection: str, *, create: bool) -> Layout | None:
+    async def _check(self, collection: str, *, create: bool) -> tuple[Layout, bool] | None:
+        """The collection's layout, and whether its payload indexes are all there."""
         expected = self._expected_vector()
         schema = await self.backend.describe(collection)
         if schema is None:
@@ -202,17 +206,31 @@ class StoreBase:
                 with_expiry = Filter(must_not=(IsEmpty(self.payloads.expires_key),))
                 expiring = await self.backend.count(collection, with_expiry) > 0
                 self._expiring[collection] = self._expiring.get(collection, False) or expiring
+        return layout, await self._ensure_indexes(collection, layout, indexed)
+
+    async def _ensure_indexes(self, collection: str, layout: Layout, indexed: dict[str, str]) -> bool:
+        """Make the payload indexes missing from `indexed`; False when a full disk refused them: a
+        read must not fail for want of an index (it filters without one), so it goes on without."""
         # Filter indexes only where this server searches; the datetime ones wherever it lists or expires.
-        for spec in self.config.filterable if layout.problem is None else ():
-            key = self.payloads.metadata_path(spec.name)
-            if key not in indexed:
-                await self.backend.create_index(collection, key, spec.field_type)
-        for key in self.payloads.datetime_keys:
-            if key not in indexed:
-                await self.backend.create_index(collection, key, "datetime")
-        if self.config.tenants and Tenant.key not in indexed:
-            await self.backend.create_index(collection, Tenant.key, "keyword", tenant=True)
-        return layout
+        wanted: list[tuple[str, FieldType, bool]] = [
+            *(
+                (self.payloads.metadata_path(spec.name), spec.field_type, False)
+                for spec in (self.config.filterable if layout.problem is None else ())
+            ),
+            *((key, "datetime", False) for key in self.payloads.datetime_keys),
+            *(((Tenant.key, "keyword", True),) if self.config.tenants else ()),
+        ]
+        for key, field_type, tenant in wanted:
+            if key in indexed:
+                continue
+            try:
+                await self.backend.create_index(collection, key, field_type, tenant=tenant)
+            except DiskFull as exc:
+                log.warning(
+                    "payload index not made: the disk is full", extra={"collection": collection, "error": str(exc)}
+                )
+                return False
+        return True
 
     def _expected_vector(self) -> DenseVector:
         return DenseVector(self.config.vector_name, self.embedder.dimension, "Cosine")

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
@@ -28,26 +28,12 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
-class RecordingModel:
+class RecordingModel(LoadedModel):
     """The real model; remembers every run it was given (kind, texts) and when it finished."""
 
-    def __init__(self, model: LoadedModel) -> None:
-        self.model = model
+    def __init__(self, loaded: LoadedModel) -> None:
+        super().__init__(loaded.model, loaded.dimension)
         self.runs: list[tuple[Kind, list[str], float]] = []
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    @property
-    def description(self) -> str:
-        return self.model.description
-
-    def running(self) -> AbstractAsyncContextManager[None]:
-        return self.model.running()
-
-    async def load(self) -> int:
-        return await self.model.load()
 
     async def embed(self, kind: Kind, texts: Sequence[str]) -> list[list[float]]:
         vectors = await self.model.embed(kind, texts)

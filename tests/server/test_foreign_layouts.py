@@ -3,13 +3,20 @@
 LangChain's own QdrantVectorStore (the unnamed vector, `page_content` + `metadata`) writes a
 collection on a Qdrant server (the stand-in, or the real one in the pipeline); the server,
 run as users run it, says what to set, then finds LangChain's points, stores into the
-collection in its layout, and LangChain reads what it stored. A flat payload (every key but
-the text is metadata, as LlamaIndex writes) works on every engine, filters included.
+collection in its layout, and LangChain reads what it stored. LlamaIndex's QdrantVectorStore
+(its own venv, LLAMAINDEX_PYTHON: see llamaindex_store.py) does the same with its layout: the
+text inside a serialised node, flat metadata. A flat payload (every key but the text is
+metadata) works on every engine, filters included.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.embeddings import Embeddings
@@ -29,6 +36,9 @@ NOTES = [
     ("Photosynthesis turns light into chemical energy.", {"topic": "science"}),
 ]
 LANGCHAIN = {"QDRANT_VECTOR_NAME": "", "QDRANT_DOCUMENT_KEY": "page_content"}
+LLAMAINDEX = {"QDRANT_VECTOR_NAME": "", "QDRANT_DOCUMENT_KEY": "text", "QDRANT_METADATA_KEY": ""}
+# What LlamaIndex adds to each node's payload beside its metadata (no source document here).
+LLAMAINDEX_IDS = {"document_id": "None", "doc_id": "None", "ref_doc_id": "None"}
 
 
 class MiniLM(Embeddings):
@@ -88,6 +98,77 @@ async def test_a_langchain_collection_is_searched_written_and_read_back_by_langc
         "The standup moved to 10:00.",
         {"team": "core", "_id": stored_id, "_collection_name": name},
     )
+
+
+def llamaindex(url: str, key: str | None, collection: str, **request: Any) -> dict[str, Any]:
+    """One request to LlamaIndex's own store (llamaindex_store.py) in its venv."""
+    python = os.environ.get("LLAMAINDEX_PYTHON")
+    assert python, 'LLAMAINDEX_PYTHON is unset: run eval "$(scripts/bootstrap --tests)"'
+    proc = subprocess.run(
+        [python, str(Path(__file__).with_name("llamaindex_store.py"))],
+        input=json.dumps({"url": url, "api_key": key, "collection": collection, **request}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout))
+
+
+async def test_a_llamaindex_collection_is_searched_written_and_read_back_by_llamaindex(
+    start_server: Start, qdrant_server: tuple[str, str | None], model: LoadedModel, unique: Callable[[str], str]
+) -> None:
+    url, key = qdrant_server
+    name = unique("llamaindex")
+    vectors = model.embed_blocking("document", [text for text, _ in NOTES])
+    nodes = [
+        {"text": text, "metadata": meta, "embedding": vector}
+        for (text, meta), vector in zip(NOTES, vectors, strict=True)
+    ]
+    ids = llamaindex(url, key, name, add=nodes)["ids"]
+    storage = {"QDRANT_URL": url, "QDRANT_API_KEY": key}
+
+    server = start_server(storage)
+    async with Client(server.mcp_url) as client:
+        info = (await client.call_tool("qdrant-collection-info", {"collection_name": name})).structured_content
+        assert info["searchable"] is False and info["suggested_settings"] == LLAMAINDEX
+    assert server.terminate() == 0
+
+    server = start_server({**storage, **LLAMAINDEX})
+    async with Client(server.mcp_url) as client:
+        info = (await client.call_tool("qdrant-collection-info", {"collection_name": name})).structured_content
+        assert info["searchable"] is True and info["suggested_settings"] == {}
+        found = await client.call_tool("qdrant-find", {"query": "baking bread", "collection_name": name, "limit": 1})
+        (hit,) = found.structured_content["hits"]
+        # The text from inside LlamaIndex's node; its ids beside the metadata are payload keys too.
+        assert (hit["id"], hit["document"], hit["metadata"]) == (ids[1], NOTES[1][0], {**NOTES[1][1], **LLAMAINDEX_IDS})
+        updated = await client.call_tool(
+            "qdrant-update", {"collection_name": name, "id": ids[0], "information": "The Eiffel Tower is in Lyon now."}
+        )
+        assert not updated.is_error, updated.content
+        stored = await client.call_tool(
+            "qdrant-store",
+            {"information": "The standup moved to 10:00.", "metadata": {"team": "core"}, "collection_name": name},
+        )
+        assert not stored.is_error, stored.content
+        stored_id = stored.structured_content["id"]
+    assert server.terminate() == 0
+
+    def read(query: str) -> dict[str, Any]:
+        (vector,) = model.embed_blocking("query", [query])
+        (node,) = llamaindex(url, key, name, query=vector, k=1)["nodes"]
+        return dict(node)
+
+    standup = read("When is the standup?")
+    assert (standup["id"], standup["text"]) == (stored_id, "The standup moved to 10:00.")
+    assert standup["metadata"]["team"] == "core"
+    # The changed point: LlamaIndex reads the new text, not its node's old copy, which was dropped.
+    tower = read("Where is the Eiffel Tower?")
+    assert (tower["id"], tower["text"]) == (ids[0], "The Eiffel Tower is in Lyon now.")
+    assert tower["metadata"]["topic"] == "travel"
+    bread = read("sourdough")  # untouched: still read from LlamaIndex's own node
+    assert (bread["id"], bread["text"], bread["metadata"]) == (ids[1], NOTES[1][0], NOTES[1][1])
 
 
 async def test_a_flat_payload_is_read_written_and_filtered_on_every_engine(

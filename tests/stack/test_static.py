@@ -316,3 +316,82 @@ def test_the_standins_stand_in_for_the_pinned_images() -> None:
     for name in upstream:
         assert built[name]["image"] == swapped[name] == f"qdrant-mcp-standin/{pinned[name]}", name
         assert f"`{pinned[name]}`" in readme, f"tests/stack/README.md does not describe {pinned[name]}"
+
+
+# Settings the stack's server does not take from .env, and why; every other setting it reads must
+# reach the container (a setting added to the server but not to compose.core.yaml is unusable there).
+NOT_FROM_ENV_FILE = {
+    "QDRANT_URL": "the stack's qdrant service",
+    "QDRANT_API_KEY": "the qdrant_api_key secret (QDRANT_API_KEY_FILE)",
+    "QDRANT_API_KEY_FILE": "the qdrant_api_key secret",
+    "QDRANT_LOCAL_PATH": "the embedded engine's; the stack's server uses the qdrant service",
+    "QDRANT_EMBEDDED_FSYNC": "the embedded engine's",
+    "QDRANT_EMBEDDED_FSYNC_INTERVAL_MS": "the embedded engine's",
+    "FASTEMBED_CACHE_PATH": "the model baked into the image",
+    "EMBEDDING_QUANTIZED": "the image has neither the quantize extra nor a writable model cache",
+    "MCP_TRANSPORT": "fixed by the container",
+    "MCP_HOST": "fixed by the container",
+    "MCP_PORT": "fixed by the container",
+    "MCP_AUTH_TOKEN": "the mcp_auth_token secret (MCP_AUTH_TOKEN_FILE)",
+    "MCP_AUTH_MODE": "the auth profile's server (compose.auth.yaml)",
+    "MCP_PUBLIC_URL": "the auth profile's server",
+    "MCP_TENANT_CLAIM": "the auth profile's server",
+    "MCP_OAUTH_ISSUER": "the auth profile's server",
+    "MCP_OAUTH_AUDIENCE": "the auth profile's realm",
+    "MCP_OAUTH_JWKS_URL": "the auth profile's realm",
+    "MCP_OAUTH_READ_SCOPE": "the auth profile's realm",
+    "MCP_OAUTH_WRITE_SCOPE": "the auth profile's realm",
+    "MCP_OAUTH_CLIENT_ID": "the auth profile's realm",
+    "MCP_OAUTH_CLIENT_SECRET": "the auth profile's realm",
+    "MCP_OAUTH_CLIENT_SECRET_FILE": "the auth profile's realm",
+    "MCP_CALLER_HASH_KEY": "the auth profile's server",
+    "MCP_CALLER_HASH_KEY_FILE": "the auth profile's server",
+}
+
+
+def _setting_names() -> set[str]:
+    from qdrant_mcp_memory.settings import Settings
+
+    names = set()
+    for field in Settings.model_fields.values():
+        choices = getattr(field.validation_alias, "choices", [])
+        names.add(str(choices[0]).upper())
+    return names
+
+
+def test_every_setting_of_the_server_reaches_the_stacks_container() -> None:
+    environment = compose_layers()["services"]["mcp-server"]["environment"]
+    settings = _setting_names()
+    assert {"QDRANT_VECTOR_NAME", "EMBEDDING_URL", "MCP_BODY_TIMEOUT"} <= settings  # the names are read right
+    missing = sorted(settings - set(environment) - set(NOT_FROM_ENV_FILE))
+    assert not missing, f"compose.core.yaml does not pass {missing} to mcp-server"
+    assert not set(NOT_FROM_ENV_FILE) - settings, "NOT_FROM_ENV_FILE names a setting the server no longer has"
+
+
+def test_layout_settings_reach_the_container_only_when_set_since_their_empty_value_means_something(
+    engine: None, env_file: Path, secrets_dir: Path
+) -> None:
+    from qdrant_mcp_memory.settings.values import EMPTY_MEANS_SOMETHING
+
+    layout = ("QDRANT_VECTOR_NAME", "QDRANT_DOCUMENT_KEY", "QDRANT_METADATA_KEY")
+    assert set(EMPTY_MEANS_SOMETHING) <= set(layout)
+    unset = _config(env_file, secrets_dir, "compose.core.yaml")["services"]["mcp-server"]["environment"]
+    assert all(unset.get(name) is None for name in layout), {name: unset.get(name) for name in layout}
+    langchain = env_file.with_name("langchain.env")
+    langchain.write_text(
+        env_file.read_text() + "QDRANT_VECTOR_NAME=\nQDRANT_DOCUMENT_KEY=page_content\nQDRANT_METADATA_KEY=\n"
+    )
+    for files in (("compose.core.yaml",), ("compose.yaml",)):
+        environment = _config(langchain, secrets_dir, *files)["services"]["mcp-server"]["environment"]
+        assert [environment[name] for name in layout] == ["", "page_content", ""]
+    provider = env_file.with_name("provider.env")
+    provider.write_text(
+        env_file.read_text()
+        + "EMBEDDING_PROVIDER=openai\nEMBEDDING_URL=http://embedder:7997\nEMBEDDING_DIMENSIONS=384\n"
+    )
+    environment = _config(provider, secrets_dir, "compose.core.yaml")["services"]["mcp-server"]["environment"]
+    assert (environment["EMBEDDING_PROVIDER"], environment["EMBEDDING_URL"], environment["EMBEDDING_DIMENSIONS"]) == (
+        "openai",
+        "http://embedder:7997",
+        "384",
+    )

@@ -4,7 +4,9 @@ From the collection's vectors and a few points' payloads: the vector this server
 search (QDRANT_VECTOR_NAME when it has another name; nothing to set when no vector has the
 model's size, only another model would do), and the payload keys (QDRANT_DOCUMENT_KEY: the
 string key the sampled points carry most; QDRANT_METADATA_KEY: their object-valued key, or
-empty for a flat payload), so that a client can say exactly what to change.
+empty for a flat payload), so that a client can say exactly what to change. Points LlamaIndex
+wrote keep their text inside the node it serialised, and LlamaIndex reads a point without one
+from `text` with flat metadata: that is the layout advised for its collections.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import DenseVector
-from .payload import PayloadLayout
+from .payload import NODE_KEYS, PayloadLayout
 
 # Points whose payload keys are sampled.
 SAMPLE = 16
+# Where LlamaIndex's Qdrant store reads the text of a point without a serialised node (text_key).
+LLAMAINDEX_TEXT_KEY = "text"
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,19 @@ def _vector(vectors: Sequence[DenseVector], expected: DenseVector, advice: Advic
 
 
 def _keys(payloads: Sequence[Mapping[str, Any]], layout: PayloadLayout, advice: Advice) -> None:
-    times = set(layout.time_keys)
+    if 2 * sum(NODE_KEYS[0] in payload for payload in payloads) > len(payloads):
+        if layout.document_key != LLAMAINDEX_TEXT_KEY:
+            advice.settings["QDRANT_DOCUMENT_KEY"] = LLAMAINDEX_TEXT_KEY
+        if layout.metadata_key:
+            advice.settings["QDRANT_METADATA_KEY"] = ""
+        return
+    skipped = {*layout.time_keys, *NODE_KEYS}
     texts: Counter[str] = Counter()
     lengths: Counter[str] = Counter()
     objects: Counter[str] = Counter()
     for payload in payloads:
         for key, value in payload.items():
-            if key in times:
+            if key in skipped:
                 continue
             if isinstance(value, str):
                 texts[key] += 1
@@ -86,5 +96,5 @@ def _keys(payloads: Sequence[Mapping[str, Any]], layout: PayloadLayout, advice: 
         others = [key for key in objects if key != document]
         if others:
             advice.settings["QDRANT_METADATA_KEY"] = max(others, key=lambda key: objects[key])
-        elif any(key not in (document, *times) for payload in payloads for key in payload):
+        elif any(key not in (document, *skipped) for payload in payloads for key in payload):
             advice.settings["QDRANT_METADATA_KEY"] = ""

@@ -8,6 +8,10 @@ as text, metadata that is not an object as none, a time that is not a string as 
 Other tools' layouts (QDRANT_DOCUMENT_KEY, QDRANT_METADATA_KEY): LangChain keeps the text in
 `page_content`; with an empty metadata key (LlamaIndex, flat payloads) every payload key but
 the document and this server's times is metadata, and metadata keys sit at the top level.
+LlamaIndex's store keeps each node whole as JSON in `_node_content` (its type in `_node_type`)
+and no text key: a point without the document key reads its text from there. A change made here
+drops that copy, which would otherwise still say the old text: LlamaIndex then reads the point
+from its `text_key` ("text", so QDRANT_DOCUMENT_KEY=text) and the flat metadata.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from .. import times
 from ..backends import PointId
 from ..filters import Condition, DatetimeRange, FieldCondition, Filter
 from .model import Memory
+
+# LlamaIndex's serialised node and its class name (llama_index.core.vector_stores.utils).
+NODE_KEYS = ("_node_content", "_node_type")
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,14 @@ class PayloadLayout:
         """The payload of `memory`; `keep` is the payload it replaces: its other keys stay, and so do
         its text and metadata as another tool wrote them (or left them out) unless they changed."""
         payload = dict(keep or {})
-        if keep is None or memory.document != self._document(keep):
+        text_changed = keep is None or memory.document != self._document(keep)
+        metadata_changed = keep is None or memory.metadata != self._metadata(keep)
+        if text_changed or metadata_changed:
+            for key in NODE_KEYS:
+                payload.pop(key, None)
+        if text_changed:
             payload[self.document_key] = memory.document
-        if keep is None or memory.metadata != self._metadata(keep):
+        if metadata_changed:
             if self.flat:
                 for key in self._metadata(payload) or {}:
                     del payload[key]
@@ -81,18 +93,20 @@ class PayloadLayout:
     def other(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The payload keys this layout does not read (another tool's, a tenant's), as they are."""
         if self.flat:
-            return {}
+            return {key: payload[key] for key in NODE_KEYS if key in payload}
         return {key: value for key, value in payload.items() if key not in self.own_keys}
 
     def _document(self, payload: Mapping[str, Any]) -> str:
         document = payload.get(self.document_key)
+        if document is None:
+            document = _node_text(payload.get(NODE_KEYS[0]))
         if isinstance(document, str):
             return document
         return "" if document is None else json.dumps(document, ensure_ascii=False, default=str)
 
     def _metadata(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
         if self.flat:
-            flat = {key: value for key, value in payload.items() if key not in self.own_keys}
+            flat = {key: value for key, value in payload.items() if key not in self.own_keys and key not in NODE_KEYS}
             return flat or None
         metadata = payload.get(self.metadata_key)
         return metadata if isinstance(metadata, dict) else None
@@ -132,3 +146,20 @@ class PayloadLayout:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _node_text(node_json: Any) -> str | None:
+    """The text of a LlamaIndex node serialised as JSON: `text`, or `text_resource.text` in the
+    releases that keep it in a media resource; None when it is neither."""
+    if not isinstance(node_json, str):
+        return None
+    try:
+        node = json.loads(node_json)
+    except ValueError:
+        return None
+    if not isinstance(node, dict):
+        return None
+    resource = node.get("text_resource")
+    text = resource.get("text") if isinstance(resource, dict) else None
+    text = text if isinstance(text, str) else node.get("text")
+    return text if isinstance(text, str) else None

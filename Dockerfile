@@ -145,9 +145,11 @@ ENV FASTEMBED_CACHE_PATH=/opt/models \
     XDG_CACHE_HOME=/tmp/.cache \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# The in-process and subprocess server suites (with the golden vectors in tests/data).
+# The in-process and subprocess server suites (with the golden vectors in tests/data), without
+# those that need what the image leaves out: Node (the Inspector) and LlamaIndex's venv.
 ENTRYPOINT ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q"]
-CMD ["tests/server", "tests/telemetry", "--ignore=tests/server/test_inspector.py"]
+CMD ["tests/server", "tests/telemetry", "--ignore=tests/server/test_inspector.py", \
+     "--deselect=tests/server/test_foreign_layouts.py::test_a_llamaindex_collection_is_searched_written_and_read_back_by_llamaindex"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS runtime

@@ -234,15 +234,17 @@ def targets(
     def startup(measured: dict[str, Any] | None, key: str) -> Any:
         return (measured or {}).get("startup", {}).get(key)
 
+    # The start's targets (stdio and /healthz) are the startup phase's; this is the HTTP spawn here.
     o, u = startup(official, "ready_s"), startup(ours, "ready_s")
-    add("ready: spawn → first tools/list (s)", o, u, "≤ 1.0 s", None if u is None else u <= 1.0)
+    add("ready: spawn → first tools/list (s)", o, u)
     add("ready: spawn → /readyz 200 (s)", None, startup(ours, "readyz_s"))
     for phase in ("noop_c1", f"noop_c{high}"):
         add(f"no-op baseline tools/list p50 @{phase.split('_c')[1]} (ms)", *both(phase, "p50_ms"))
     o, u = both("store_c1", "p50_ms")
-    add("store p50 @1 (ms)", o, u, "≤ 8 ms", None if u is None else u <= 8.0)
+    add("store p50 @1 (ms)", o, u)
     o, u = both("find_c1", "p50_ms")
-    add("find p50 @1 (ms)", o, u, "≤ 5 ms", None if u is None else u <= 5.0)
+    r = ratio(u, o)
+    add("find p50 @1 (ms)", o, u, "≤ 0.5x official", None if r is None else r <= 0.5)
     for phase in ("store_c1", "find_c1"):
         add(f"{phase.split('_')[0]} throughput @1 (ops/s)", *both(phase, "throughput"))
     for phase, factor in ((f"store_c{high}", 2.5), (f"find_c{high}", 3.0)):

@@ -65,10 +65,18 @@ def remove_tree(path: Path, after_first: Callable[[], None] | None = None) -> No
 
 
 def fsync_tree(path: Path) -> None:
-    """Make a folder durable: every file in it, then every folder after its entries."""
+    """Make a folder durable: every file in it, then every folder after its entries.
+
+    The engine's threads go on working in a live folder: its WAL prepares the next segment
+    under a temporary name (`wal/tmp-open-N`) and renames it. A file gone since the folder was
+    listed was renamed or removed by them; the folder's own fsync, which comes after its
+    files', records that, and such a segment holds no acknowledged write yet."""
     for folder, _, names in os.walk(path, topdown=False):
         for name in names:
-            fsync_path(Path(folder) / name)
+            try:
+                fsync_path(Path(folder) / name)
+            except FileNotFoundError:
+                continue
         fsync_path(Path(folder))
     fsync_path(path.parent)
 
